@@ -1,0 +1,142 @@
+"""The accelerate training loop shared by the supervised domains (vision, NLP).
+
+Batches are indexed by step: the batch at step ``s`` depends only on ``(seed, s)``, so training
+that starts at a rewind step ``k`` sees exactly the data the original run saw from step ``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from tickets.domain import StepCallback, TrainResult
+from tickets.optim import OptimizerConfig
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, torch.Tensor]]  # -> (mean loss, logits)
+
+
+class TensorTable(Dataset):
+    """Columns of equal length held in memory; fetched a whole batch at a time."""
+
+    def __init__(self, columns: Mapping[str, torch.Tensor]):
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"columns differ in length: { {k: len(v) for k, v in columns.items()} }")
+        self.columns = dict(columns)
+        self.n = lengths.pop()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Batch:
+        return {k: v[i] for k, v in self.columns.items()}
+
+    def __getitems__(self, idx: list[int]) -> Batch:
+        index = torch.as_tensor(idx)
+        return {k: v[index] for k, v in self.columns.items()}
+
+
+def _identity(batch):
+    return batch
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Batches for steps ``start_step .. steps-1``; epoch ``e`` is a permutation seeded by
+    ``(seed, e)``, and the last incomplete batch of an epoch is dropped."""
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, start_step: int, steps: int):
+        if batch_size > n:
+            raise ValueError(f"batch_size {batch_size} is larger than the training set ({n})")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start_step, self.steps = start_step, steps
+        self.per_epoch = n // batch_size
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start_step)
+
+    def __iter__(self):
+        perm, perm_epoch = None, -1
+        for step in range(self.start_step, self.steps):
+            epoch, i = divmod(step, self.per_epoch)
+            if epoch != perm_epoch:
+                g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                perm, perm_epoch = torch.randperm(self.n, generator=g), epoch
+            yield perm[i * self.batch_size:(i + 1) * self.batch_size].tolist()
+
+
+@dataclass
+class LoopConfig:
+    """How the accelerate loop runs (shared by supervised domains)."""
+
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    cpu: bool = False  # force the CPU even where a GPU is present
+
+    def __post_init__(self):
+        if self.batch_size <= 0 or self.eval_batch_size <= 0:
+            from tickets.errors import ConfigError
+
+            raise ConfigError("batch_size: must be positive")
+
+
+_ACCELERATORS: dict[tuple, Accelerator] = {}
+
+
+def accelerator_for(loop: LoopConfig) -> Accelerator:
+    key = (loop.mixed_precision, loop.cpu)
+    if key not in _ACCELERATORS:
+        _ACCELERATORS[key] = Accelerator(mixed_precision=loop.mixed_precision, cpu=loop.cpu)
+    return _ACCELERATORS[key]
+
+
+def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimizer: OptimizerConfig,
+               loop: LoopConfig, steps: int, start_step: int, seed: int, on_step: StepCallback | None,
+               eval_every: int, validate: Callable[[nn.Module], dict[str, float]]) -> TrainResult:
+    accelerator = accelerator_for(loop)
+    sampler = StepBatchSampler(len(data), loop.batch_size, seed=seed, start_step=start_step, steps=steps)
+    loader = DataLoader(data, batch_sampler=sampler, collate_fn=_identity)
+    opt = optimizer.build(model.parameters())
+    prepared, opt, loader = accelerator.prepare(model, opt, loader)
+    history: list[dict[str, float]] = []
+    step = start_step
+    prepared.train()
+    for batch in loader:
+        loss, _ = loss_fn(prepared, batch)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        opt.step()
+        step += 1
+        if on_step is not None:
+            on_step(step)
+        if step == steps or (eval_every and step % eval_every == 0):
+            history.append({"step": step, **validate(model)})
+            prepared.train()
+    accelerator.free_memory()
+    return TrainResult(steps=step, history=history)
+
+
+@torch.no_grad()
+def evaluate_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, loop: LoopConfig,
+                  label_key: str = "labels") -> dict[str, float]:
+    accelerator = accelerator_for(loop)
+    device = next(model.parameters()).device
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for start in range(0, len(data), loop.eval_batch_size):
+        idx = list(range(start, min(start + loop.eval_batch_size, len(data))))
+        batch = {k: v.to(device) for k, v in data.__getitems__(idx).items()}
+        with accelerator.autocast():
+            loss, logits = loss_fn(model, batch)
+        n = len(idx)
+        total_loss += float(loss) * n
+        correct += int((logits.argmax(-1) == batch[label_key]).sum())
+        count += n
+    return {"accuracy": correct / count, "loss": total_loss / count}

@@ -1,0 +1,184 @@
+"""The Ticket: a mask (and optionally the rewind weights) saved as a small, pickle-free artifact.
+
+```
+ticket/
+  ticket.json           format, framework version, names and shapes, sparsity, provenance
+  masks.safetensors     one bool tensor per prunable parameter
+  rewind.safetensors    weights at the rewind point (optional)
+```
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from . import __version__, store
+from .errors import TicketMismatchError
+from .masks import Mask
+from .rewind import apply_mask
+
+FORMAT = "tickets/ticket"
+FORMAT_VERSION = 1
+FILES = ("ticket.json", "masks.safetensors", "rewind.safetensors")
+
+HeadPolicy = Literal["dense", "source_rate"]
+
+
+@dataclass
+class Ticket:
+    mask: Mask
+    rewind: dict[str, torch.Tensor] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---- files -------------------------------------------------------------------------------
+    def save(self, directory: str | Path, *, rewind_file: str | Path | None = None) -> Path:
+        """Write the ticket; the directory appears complete or not at all.
+
+        ``rewind_file``: an existing safetensors file to link in as the rewind weights instead
+        of writing ``self.rewind`` again (runs share one θk file across all their tickets)."""
+        directory = Path(directory)
+        tmp = store.staging_dir(directory)
+        try:
+            store.write_json(tmp / "ticket.json", self.describe(has_rewind=bool(self.rewind) or bool(rewind_file)))
+            store.write_tensors(tmp / "masks.safetensors", self.mask.to_dict(), metadata={"format": FORMAT})
+            if rewind_file is not None:
+                store.link_or_copy(Path(rewind_file), tmp / "rewind.safetensors")
+            elif self.rewind is not None:
+                store.write_tensors(tmp / "rewind.safetensors", self.rewind, metadata={"format": FORMAT})
+            store.replace_dir(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    def describe(self, has_rewind: bool) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "framework_version": __version__,
+            "parameters": {n: list(s) for n, s in self.mask.shapes().items()},
+            "sparsity": self.mask.sparsity(),
+            "layer_sparsity": self.mask.layer_sparsity(),
+            "has_rewind": has_rewind,
+            **self.meta,
+        }
+
+    @classmethod
+    def load(cls, directory: str | Path, *, with_rewind: bool = True) -> Ticket:
+        directory = Path(directory)
+        info_path = directory / "ticket.json"
+        if not info_path.is_file():
+            raise FileNotFoundError(f"{directory}: not a ticket (no ticket.json)")
+        info = store.read_json(info_path)
+        if info.get("format") != FORMAT:
+            raise ValueError(f"{info_path}: format is {info.get('format')!r}, expected {FORMAT!r}")
+        if info.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{info_path}: format_version {info['format_version']} is newer than this "
+                             f"framework reads ({FORMAT_VERSION}); upgrade tickets")
+        masks = store.read_tensors(directory / "masks.safetensors")
+        shapes = {n: tuple(s) for n, s in info["parameters"].items()}
+        got = {n: tuple(t.shape) for n, t in masks.items()}
+        if shapes != got:
+            raise ValueError(f"{directory}: masks.safetensors does not match ticket.json "
+                             f"(json: {shapes}, file: {got})")
+        rewind = None
+        if with_rewind and (directory / "rewind.safetensors").is_file():
+            rewind = store.read_tensors(directory / "rewind.safetensors")
+        meta = {k: v for k, v in info.items() if k not in
+                ("format", "format_version", "framework_version", "parameters", "sparsity",
+                 "layer_sparsity", "has_rewind")}
+        return cls(Mask(masks), rewind, meta)
+
+    # ---- applying to a model -----------------------------------------------------------------
+    def apply(
+        self,
+        model: nn.Module,
+        prunable: Mapping[str, nn.Parameter] | None = None,
+        *,
+        rewind: bool = True,
+        adapt: Sequence[str] = (),
+        head_policy: HeadPolicy = "dense",
+        generator: torch.Generator | None = None,
+    ) -> Mask:
+        """Apply the ticket to ``model`` and return the mask that now holds on it.
+
+        ``prunable``: the model's prunable parameters (default: those named in the ticket).
+        ``adapt``: name patterns of layers allowed not to fit (e.g. a new output head). They keep
+        the model's own initial weights and are left dense (``head_policy='dense'``) or pruned at
+        random to the source layer's density (``'source_rate'``). Any other difference in names
+        or shapes raises :class:`TicketMismatchError` listing every one of them.
+        ``rewind``: load the ticket's rewind weights where they fit (else keep the model's).
+        """
+        params = dict(model.named_parameters())
+        if prunable is None:
+            prunable = {n: params[n] for n in self.mask if n in params}
+        problems, adapted = self._compare(prunable, params, adapt)
+        if rewind and self.rewind is not None:
+            state = model.state_dict()
+            for name, value in self.rewind.items():
+                if _matches(name, adapt) and (name not in state or tuple(state[name].shape) != tuple(value.shape)):
+                    continue
+                if name not in state:
+                    problems.append(f"  {name}: in the ticket's rewind weights, not in the model")
+                elif tuple(state[name].shape) != tuple(value.shape):
+                    problems.append(f"  {name}: rewind weights {tuple(value.shape)}, model {tuple(state[name].shape)}")
+        if problems:
+            raise TicketMismatchError("ticket does not fit the model "
+                                      f"{type(model).__name__}:\n" + "\n".join(problems))
+        if rewind and self.rewind is not None:
+            state = model.state_dict()
+            with torch.no_grad():
+                for name, value in self.rewind.items():
+                    if name in state and tuple(state[name].shape) == tuple(value.shape) and name not in adapted:
+                        state[name].copy_(value)
+        generator = generator or torch.Generator().manual_seed(0)
+        masks = {}
+        for name, p in prunable.items():
+            if name in adapted:
+                masks[name] = self._adapted_mask(name, tuple(p.shape), head_policy, generator)
+            else:
+                masks[name] = self.mask[name]
+        mask = Mask(masks)
+        apply_mask(model, mask)
+        return mask
+
+    def _compare(self, prunable, params, adapt) -> tuple[list[str], set[str]]:
+        problems: list[str] = []
+        adapted: set[str] = set()
+        for name, p in prunable.items():
+            fits = name in self.mask and tuple(self.mask[name].shape) == tuple(p.shape)
+            if fits:
+                continue
+            if _matches(name, adapt):
+                adapted.add(name)
+            elif name not in self.mask:
+                problems.append(f"  {name}: prunable in the model {tuple(p.shape)}, not in the ticket")
+            else:
+                problems.append(f"  {name}: ticket {tuple(self.mask[name].shape)}, model {tuple(p.shape)}")
+        for name in self.mask:
+            if name not in prunable and not _matches(name, adapt):
+                where = "not prunable in the model" if name in params else "not in the model"
+                problems.append(f"  {name}: in the ticket {tuple(self.mask[name].shape)}, {where}")
+        return problems, adapted
+
+    def _adapted_mask(self, name, shape, policy: HeadPolicy, generator) -> torch.Tensor:
+        if policy == "dense" or name not in self.mask:
+            return torch.ones(shape, dtype=torch.bool)
+        src = self.mask[name]
+        n = int(torch.Size(shape).numel())
+        keep = int(round(float(src.float().mean()) * n))
+        flat = torch.zeros(n, dtype=torch.bool)
+        flat[torch.randperm(n, generator=generator)[:keep]] = True
+        return flat.reshape(shape)
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)

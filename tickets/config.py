@@ -1,0 +1,202 @@
+"""Experiment configuration: YAML file + dotted overrides -> validated, typed config.
+
+Everything is checked (keys, types, ranges, registered names, the domain's own settings) before
+any work starts. A run's directory name comes from a hash of the canonical config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from . import registry
+from .errors import ConfigError, RegistryError
+from .typed import from_dict, non_default_dict, to_dict
+
+Control = Literal["reinit", "random_mask", "shuffled_mask"]
+
+
+@dataclass
+class GroupRule:
+    """Parameters whose names match ``pattern`` are pruned at ``fraction`` per level."""
+
+    pattern: str
+    fraction: float
+
+    def __post_init__(self):
+        if not 0.0 <= self.fraction < 1.0:
+            raise ConfigError(f"fraction: must be in [0, 1), got {self.fraction}")
+
+
+@dataclass
+class PruningConfig:
+    levels: int = 10  # pruning levels after the dense level 0
+    fraction: float = 0.2  # of the remaining weights, pruned per level
+    scope: Literal["layer", "global"] = "layer"  # rank weights per layer, or across each group
+    scorer: str = "magnitude"
+    include: list[str] = field(default_factory=list)  # name patterns; replace the domain's default set
+    exclude: list[str] = field(default_factory=list)  # name patterns removed from the prunable set
+    groups: list[GroupRule] = field(default_factory=list)  # per-group rates, first match wins
+    mask_grads: bool = False  # also zero pruned weights' gradients (for grad clipping, LARS/LAMB)
+
+    def __post_init__(self):
+        if self.levels < 0:
+            raise ConfigError(f"levels: must be >= 0, got {self.levels}")
+        if not 0.0 < self.fraction < 1.0:
+            raise ConfigError(f"fraction: must be in (0, 1), got {self.fraction}")
+        if self.scorer not in registry.scorers:
+            raise ConfigError(f"scorer: {registry_message(registry.scorers, self.scorer)}")
+
+
+@dataclass
+class TrainConfig:
+    steps: int  # training budget per level, in the domain's unit (iterations; environment steps)
+    eval_every: int = 0  # validation interval for the early-stop iteration (0: only at the end)
+
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise ConfigError(f"steps: must be positive, got {self.steps}")
+        if self.eval_every < 0:
+            raise ConfigError(f"eval_every: must be >= 0, got {self.eval_every}")
+
+
+@dataclass
+class RewindConfig:
+    step: int = 0  # 0 rewinds to the initialisation θ0; k > 0 to the weights after step k
+
+    def __post_init__(self):
+        if self.step < 0:
+            raise ConfigError(f"step: must be >= 0, got {self.step}")
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    domain: dict[str, Any]  # {"name": <registered domain>, ...that domain's own settings}
+    train: TrainConfig
+    seed: int = 0
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    rewind: RewindConfig = field(default_factory=RewindConfig)
+    controls: list[Control] = field(default_factory=lambda: ["reinit"])
+
+    def __post_init__(self):
+        if self.rewind.step >= self.train.steps:
+            raise ConfigError(f"rewind.step: {self.rewind.step} must be below train.steps ({self.train.steps})")
+        if len(set(self.controls)) != len(self.controls):
+            raise ConfigError(f"controls: listed twice in {self.controls}")
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"name: must be a non-empty name without '/', got {self.name!r}")
+
+
+def registry_message(reg: registry.Registry, name: str) -> str:
+    try:
+        reg.get(name)
+    except RegistryError as exc:
+        return str(exc)
+    return ""
+
+
+@dataclass
+class Experiment:
+    """A validated experiment: the core config plus the domain class and its typed settings."""
+
+    config: ExperimentConfig
+    domain_cls: type
+    domain_config: Any
+
+    def make_domain(self):
+        return self.domain_cls(self.domain_config)
+
+    def canonical(self) -> dict[str, Any]:
+        """The settings that define the experiment (defaults left out, the name excluded)."""
+        core = non_default_dict(self.config)
+        core.pop("name", None)
+        core["domain"] = {"name": self.config.domain["name"], **non_default_dict(self.domain_config)}
+        core["train"] = to_dict(self.config.train)
+        return core
+
+    def hash(self) -> str:
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def resolved(self) -> dict[str, Any]:
+        """The full config with every default written out (saved in the run directory)."""
+        out = to_dict(self.config)
+        out["domain"] = {"name": self.config.domain["name"], **to_dict(self.domain_config)}
+        return out
+
+
+def parse_overrides(items: list[str]) -> list[tuple[list[str], Any]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected dotted.key=value")
+        key, raw = item.split("=", 1)
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {item!r}: bad key {key!r}")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: cannot parse value: {exc}") from None
+        out.append((key.split("."), value))
+    return out
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for path, value in parse_overrides(overrides):
+        node: Any = data
+        for i, part in enumerate(path[:-1]):
+            where = ".".join(path[: i + 1])
+            if isinstance(node, list):
+                node = node[_index(part, node, where)]
+            else:
+                if not isinstance(node, dict):
+                    raise ConfigError(f"override {'.'.join(path)}: {where} is not a mapping")
+                node = node.setdefault(part, {})
+        last = path[-1]
+        if isinstance(node, list):
+            node[_index(last, node, ".".join(path))] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ConfigError(f"override {'.'.join(path)}: {'.'.join(path[:-1])} is not a mapping")
+    return data
+
+
+def _index(part: str, node: list, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override {where}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)
+
+
+def load_experiment(source: str | Path | dict, overrides: list[str] | None = None) -> Experiment:
+    """Read, override and validate an experiment config (a YAML path or a mapping)."""
+    if isinstance(source, dict):
+        data = json.loads(json.dumps(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = apply_overrides(data, overrides or [])
+    config = from_dict(ExperimentConfig, data)
+    options = dict(config.domain)
+    name = options.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"config.domain.name: required; one of {', '.join(registry.domains.names())}")
+    try:
+        domain_cls = registry.domains.get(name)
+    except RegistryError as exc:
+        raise ConfigError(f"config.domain.name: {exc}") from None
+    domain_config = from_dict(domain_cls.Config, options, "config.domain")
+    return Experiment(config, domain_cls, domain_config)

@@ -1,0 +1,121 @@
+"""The domain adapter protocol and its contract check.
+
+A domain (vision, NLP, RL, ...) tells the core how to build a model, which of its parameters are
+prunable, how to train it (its own loop: an accelerate loop, stable-baselines3's ``learn``, a
+``Trainer``) and how to evaluate it. The core handles masks, rewinding, controls and files.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .selection import default_prunable
+
+StepCallback = Callable[[int], None]
+
+
+@dataclass
+class TrainResult:
+    steps: int  # the step count reached (in the domain's unit: iterations, environment steps)
+    history: list[dict[str, float]] = field(default_factory=list)  # validation records, each with "step"
+
+
+class Domain(abc.ABC):
+    """Base class of domain adapters. Subclasses set ``name``, ``Config`` (a dataclass built
+    strictly from the experiment config's ``domain`` mapping) and ``primary_metric``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    primary_metric: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    @abc.abstractmethod
+    def build_model(self, seed: int) -> nn.Module:
+        """A freshly initialised model; the same seed gives the same weights."""
+
+    def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """The parameters IMP may prune (before the config's include/exclude patterns)."""
+        return default_prunable(model)
+
+    @abc.abstractmethod
+    def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
+              on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
+        """Train ``model`` in place from ``start_step`` up to ``steps``, calling ``on_step(step)``
+        after every optimizer step with the step count reached, and evaluating on the
+        validation split every ``eval_every`` steps (0: only at the end)."""
+
+    @abc.abstractmethod
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        """Metrics on ``split``; must include ``primary_metric``."""
+
+    def describe(self) -> dict[str, Any]:
+        """Where a ticket was found (data/task/environment, optimizer), for ticket.json."""
+        return {"domain": self.name, **asdict(self.config)}
+
+    def model_identity(self, model: nn.Module) -> dict[str, Any]:
+        cls = type(model)
+        return {"class": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+def check_domain(domain: Domain, steps: int = 2) -> dict[str, Any]:
+    """Run a domain through the whole contract: build, select, mask, train, check pruned weights
+    stay zero, evaluate, save and reload a ticket. Raises ``AssertionError`` naming the broken
+    rule; returns the evaluation metrics."""
+    from .artifact import Ticket
+    from .enforce import MaskEnforcer
+    from .masks import Mask
+    from .rewind import capture
+    from .scorers import ScoringContext, prune, random
+    from .selection import Group
+
+    def require(ok: bool, what: str) -> None:
+        if not ok:
+            raise AssertionError(f"domain {domain.name!r}: {what}")
+
+    model = domain.build_model(seed=0)
+    require(isinstance(model, nn.Module), "build_model must return a torch.nn.Module")
+    again = domain.build_model(seed=0)
+    require(all(torch.equal(a, b) for a, b in zip(capture(model).values(), capture(again).values())),
+            "build_model(seed) must be deterministic")
+    prunable = domain.prunable(model)
+    names = dict(model.named_parameters())
+    require(bool(prunable), "prunable() returned no parameter")
+    require(all(n in names and names[n] is p for n, p in prunable.items()),
+            "prunable() must map the model's own parameter names to its Parameter objects")
+
+    mask = Mask.ones_like({n: p.detach() for n, p in prunable.items()})
+    ctx = ScoringContext(weights={n: p.detach() for n, p in prunable.items()}, mask=mask)
+    mask = prune(random(ctx), mask, [Group("all", 0.5, tuple(prunable))], scope="layer")
+    seen: list[int] = []
+    with MaskEnforcer(prunable, mask):
+        result = domain.train(model, steps=steps, seed=0, on_step=seen.append)
+    require(isinstance(result, TrainResult), "train() must return a TrainResult")
+    require(len(seen) > 0 and seen == sorted(seen), f"on_step must be called with increasing steps, got {seen}")
+    for n, p in prunable.items():
+        require(bool((p.detach().cpu()[~mask[n]] == 0).all()), f"pruned weights of {n} are not zero after training")
+    metrics = domain.evaluate(model, split="test")
+    require(domain.primary_metric in metrics, f"evaluate() lacks the primary metric {domain.primary_metric!r}")
+    require(all(isinstance(v, float) for v in metrics.values()), "evaluate() values must be floats")
+    require(math.isfinite(metrics[domain.primary_metric]), "primary metric is not finite")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Ticket(mask, capture(model), {"domain": domain.name}).save(tmp)
+        loaded = Ticket.load(tmp)
+        fresh = domain.build_model(seed=1)
+        applied = loaded.apply(fresh, domain.prunable(fresh))
+        require(applied == mask, "a saved ticket must reload with the same mask")
+        fresh_params = dict(fresh.named_parameters())
+        require(all(torch.equal(fresh_params[n].detach().cpu(), p.detach().cpu()) for n, p in prunable.items()),
+                "a reloaded ticket must restore its rewind weights")
+    return metrics

@@ -1,0 +1,25 @@
+"""Errors the framework raises for bad input, each naming what is wrong."""
+
+from __future__ import annotations
+
+import difflib
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; raised before any work starts."""
+
+
+class TicketMismatchError(ValueError):
+    """A ticket does not fit the model it is applied to."""
+
+
+class RegistryError(KeyError):
+    """A name is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,110 @@
+"""One directory per run, laid out so that every stage is either complete or redone.
+
+```
+<out>/<name>-<config hash>/
+  config.yaml                    the resolved config (every default written out)
+  init.safetensors               θ0, the full initial state
+  rewind.safetensors             θk, the state at the rewind step (a link to init when k = 0)
+  level_00/dense.json            a stage's result row; written last, so it marks the stage done
+  level_00/dense.trained.safetensors   prunable weights after training (the next mask's scores)
+  level_03/ticket/               the level's ticket (ticket.json, masks, rewind)
+  level_03/ticket.json, level_03/reinit.json, ...
+  results.csv                    one row per level and condition, rebuilt after every stage
+```
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from . import store
+from .errors import ConfigError
+
+TABLE_COLUMNS = ["level", "condition", "weights_remaining_pct", "metric", "value", "loss",
+                 "early_stop_step", "steps", "wall_seconds"]
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # ---- config --------------------------------------------------------------------------------
+    def claim(self, resolved: dict[str, Any]) -> None:
+        """Write config.yaml, or check that an existing run has the same config."""
+        cfg_path = self.path / "config.yaml"
+        text = yaml.safe_dump(resolved, sort_keys=False)
+        if cfg_path.exists():
+            old = yaml.safe_load(cfg_path.read_text())
+            if old != yaml.safe_load(text):
+                raise ConfigError(f"{self.path}: holds a run with a different config; "
+                                  "choose another --out or remove the directory")
+            return
+        store.write_text(cfg_path, text)
+
+    def config(self) -> dict[str, Any]:
+        return yaml.safe_load((self.path / "config.yaml").read_text())
+
+    # ---- states --------------------------------------------------------------------------------
+    def state_path(self, name: str) -> Path:
+        return self.path / f"{name}.safetensors"
+
+    def save_state(self, name: str, state: Mapping[str, torch.Tensor]) -> Path:
+        path = self.state_path(name)
+        store.write_tensors(path, state)
+        return path
+
+    def load_state(self, name: str) -> dict[str, torch.Tensor]:
+        return store.read_tensors(self.state_path(name))
+
+    # ---- stages --------------------------------------------------------------------------------
+    def level_dir(self, level: int) -> Path:
+        return self.path / f"level_{level:02d}"
+
+    def result_path(self, level: int, condition: str) -> Path:
+        return self.level_dir(level) / f"{condition}.json"
+
+    def trained_path(self, level: int, condition: str) -> Path:
+        return self.level_dir(level) / f"{condition}.trained.safetensors"
+
+    def ticket_dir(self, level: int) -> Path:
+        return self.level_dir(level) / "ticket"
+
+    def done(self, level: int, condition: str) -> bool:
+        return self.result_path(level, condition).is_file()
+
+    def finish(self, level: int, condition: str, row: dict[str, Any]) -> None:
+        store.write_json(self.result_path(level, condition), row)
+        self.write_table()
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows = [store.read_json(p) for p in sorted(self.path.glob("level_*/*.json"))]
+        order = {"dense": 0, "ticket": 1}
+        return sorted(rows, key=lambda r: (r["level"], order.get(r["condition"], 2), r["condition"]))
+
+    def write_table(self) -> None:
+        store.write_text(self.path / "results.csv", table_csv(self.rows()))
+
+
+def table_csv(rows: list[dict[str, Any]]) -> str:
+    extra = sorted({k for r in rows for k in r.get("metrics", {})})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TABLE_COLUMNS + [f"test_{k}" for k in extra])
+    for r in rows:
+        writer.writerow([_fmt(r.get(c)) for c in TABLE_COLUMNS] + [_fmt(r.get("metrics", {}).get(k)) for k in extra])
+    return buf.getvalue()
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
