@@ -1,0 +1,87 @@
+import pytest
+import torch
+
+from tickets.enforce import MaskEnforcer
+from tickets.masks import Mask
+from tickets.selection import default_prunable
+
+OPTIMIZERS = {
+    "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+    "adam": lambda p: torch.optim.Adam(p, lr=0.01),
+    "adamw_wd": lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01),
+}
+
+
+def half_mask(params, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Mask({n: torch.rand(p.shape, generator=g) < 0.5 for n, p in params.items()})
+
+
+def train(model, opt, steps=20):
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x, y = torch.randn(16, 12, generator=g), torch.randint(0, 3, (16,), generator=g)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_pruned_weights_exactly_zero_after_every_step(tiny_mlp, opt_name):
+    params = default_prunable(tiny_mlp)
+    mask = half_mask(params)
+    before = {n: p.detach().clone() for n, p in params.items()}
+    opt = OPTIMIZERS[opt_name](tiny_mlp.parameters())  # created before the enforcer
+    with MaskEnforcer(params, mask):
+        for _ in range(5):
+            train(tiny_mlp, opt, steps=3)
+            for n, p in params.items():
+                assert torch.all(p.detach()[~mask[n]] == 0.0)
+    for n, p in params.items():
+        assert not torch.equal(p.detach()[mask[n]], before[n][mask[n]])  # survivors did train
+
+
+def test_optimizer_created_inside_a_foreign_loop(tiny_mlp):
+    params = default_prunable(tiny_mlp)
+    mask = half_mask(params)
+
+    def someone_elses_loop(model):  # builds its own optimizer, as SB3 and Trainer do
+        train(model, torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.1))
+
+    with MaskEnforcer(params, mask):
+        someone_elses_loop(tiny_mlp)
+    assert all(torch.all(p.detach()[~mask[n]] == 0.0) for n, p in params.items())
+
+
+def test_detach_stops_enforcing_and_other_optimizers_are_ignored(tiny_mlp):
+    params = default_prunable(tiny_mlp)
+    mask = half_mask(params)
+    enforcer = MaskEnforcer(params, mask).attach()
+    other = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        other.weight.fill_(1.0)
+    train_other = torch.optim.SGD(other.parameters(), lr=0.0)
+    train_other.step()
+    assert enforcer._seen[train_other][1] is False
+    enforcer.detach()
+    train(tiny_mlp, torch.optim.SGD(tiny_mlp.parameters(), lr=0.1))
+    assert any(torch.any(p.detach()[~mask[n]] != 0.0) for n, p in params.items())
+
+
+def test_mask_grads_hides_pruned_gradients_from_clipping(tiny_mlp):
+    params = default_prunable(tiny_mlp)
+    mask = half_mask(params)
+    x, y = torch.randn(8, 12), torch.randint(0, 3, (8,))
+    with MaskEnforcer(params, mask, mask_grads=True):
+        torch.nn.functional.cross_entropy(tiny_mlp(x), y).backward()
+    for n, p in params.items():
+        assert torch.all(p.grad[~mask[n]] == 0.0)
+        assert torch.any(p.grad[mask[n]] != 0.0)
+
+
+def test_enforcer_rejects_wrong_shapes(tiny_mlp):
+    params = default_prunable(tiny_mlp)
+    bad = Mask({"layers.0.weight": torch.ones(3, 3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="layers.0.weight"):
+        MaskEnforcer(params, bad)
