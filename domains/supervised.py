@@ -1,7 +1,8 @@
 """The accelerate training loop shared by the supervised domains (vision, NLP).
 
-Batches are indexed by step: the batch at step ``s`` depends only on ``(seed, s)``, so training
-that starts at a rewind step ``k`` sees exactly the data the original run saw from step ``k``.
+Batches and random draws (dropout) are indexed by step: both depend only on ``(seed, s)`` at step
+``s``, so training that starts at a rewind step ``k`` replays exactly what the original run saw
+from step ``k``.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
     step = start_step
     prepared.train()
     for batch in loader:
+        torch.manual_seed(seed * 1_000_003 + step)
         loss, _ = loss_fn(prepared, batch)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
