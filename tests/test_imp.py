@@ -132,7 +132,7 @@ def test_killed_run_resumes_to_the_same_table(tmp_path, monkeypatch):
         run(tmp_path / "b", **{"pruning.levels": 2})
     monkeypatch.setattr(VisionDomain, "train", original)
     partial_dir = next((tmp_path / "b").iterdir())
-    assert len(list(partial_dir.glob("level_*/*.json"))) == 4
+    assert len(list(partial_dir.glob("level_*/*.result.json"))) == 4
     assert not list(partial_dir.rglob("*.tmp"))  # nothing half-written left behind
 
     retrained = {"n": 0}
@@ -163,3 +163,38 @@ def test_a_run_directory_is_not_overwritten_by_another_config(tmp_path):
 
     with pytest.raises(ConfigError, match="different config"):
         run(tmp_path, **{"pruning.levels": 1, "controls": []})
+
+
+def test_sigkilled_run_resumes_to_the_same_table(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from tickets.cli import main
+
+    cfg = vision_config(**{"pruning.levels": 2, "train.steps": 150})
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "tickets.cli", "run", str(path), "--out", str(tmp_path / "killed"),
+                             "--threads", "1", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed").glob("*/level_01/ticket.result.json")):
+        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = next((tmp_path / "killed").iterdir())
+    done = len(list(run_dir.glob("level_*/*.result.json")))
+    assert 2 <= done < 9
+
+    assert main(["run", str(path), "--out", str(tmp_path / "killed"), "--quiet"]) == 0
+    assert main(["run", str(path), "--out", str(tmp_path / "whole"), "--quiet"]) == 0
+    from tickets.run_dir import RunDir
+
+    resumed = RunDir(run_dir).rows()
+    whole = RunDir(next((tmp_path / "whole").iterdir())).rows()
+    assert len(resumed) == 9
+    assert comparable(resumed) == comparable(whole)

@@ -5,10 +5,10 @@
   config.yaml                    the resolved config (every default written out)
   init.safetensors               θ0, the full initial state
   rewind.safetensors             θk, the state at the rewind step (a link to init when k = 0)
-  level_00/dense.json            a stage's result row; written last, so it marks the stage done
+  level_00/dense.result.json     a stage's result row; written last, so it marks the stage done
   level_00/dense.trained.safetensors   prunable weights after training (the next mask's scores)
   level_03/ticket/               the level's ticket (ticket.json, masks, rewind)
-  level_03/ticket.json, level_03/reinit.json, ...
+  level_03/ticket.result.json, level_03/reinit.result.json, ...
   results.csv                    one row per level and condition, rebuilt after every stage
 ```
 """
@@ -68,7 +68,7 @@ class RunDir:
         return self.path / f"level_{level:02d}"
 
     def result_path(self, level: int, condition: str) -> Path:
-        return self.level_dir(level) / f"{condition}.json"
+        return self.level_dir(level) / f"{condition}.result.json"
 
     def trained_path(self, level: int, condition: str) -> Path:
         return self.level_dir(level) / f"{condition}.trained.safetensors"
@@ -84,7 +84,7 @@ class RunDir:
         self.write_table()
 
     def rows(self) -> list[dict[str, Any]]:
-        rows = [store.read_json(p) for p in sorted(self.path.glob("level_*/*.json"))]
+        rows = [store.read_json(p) for p in sorted(self.path.glob("level_*/*.result.json"))]
         order = {"dense": 0, "ticket": 1}
         return sorted(rows, key=lambda r: (r["level"], order.get(r["condition"], 2), r["condition"]))
 
