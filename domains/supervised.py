@@ -7,16 +7,17 @@ from step ``k``.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from tickets.domain import StepCallback, TrainResult
+from tickets.domain import Domain, StepCallback, TrainResult
 from tickets.optim import OptimizerConfig
 
 Batch = dict[str, torch.Tensor]
@@ -142,3 +143,28 @@ def evaluate_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, loop:
         correct += int((logits.argmax(-1) == batch[label_key]).sum())
         count += n
     return {"accuracy": correct / count, "loss": total_loss / count}
+
+
+class SupervisedDomain(Domain):
+    """A domain whose data are in-memory train/validation/test tables (``self.data``), trained
+    with :func:`train_loop`. Subclasses give ``data``, ``loss`` and ``build_model``; their
+    ``Config`` extends :class:`LoopConfig` with an ``optimizer``."""
+
+    primary_metric = "accuracy"
+    data: Any  # has .train, .validation and .test TensorTables
+
+    @staticmethod
+    @abc.abstractmethod
+    def loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean loss, logits) of ``model`` on ``batch``."""
+
+    def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
+              on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
+        return train_loop(model, self.data.train, self.loss, optimizer=self.config.optimizer, loop=self.config,
+                          steps=steps, start_step=start_step, seed=seed, on_step=on_step,
+                          eval_every=eval_every, validate=lambda m: self.evaluate(m, "validation"))
+
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        if split not in ("train", "validation", "test"):
+            raise ValueError(f"unknown split {split!r} (train, validation or test)")
+        return evaluate_loop(model, getattr(self.data, split), self.loss, loop=self.config)

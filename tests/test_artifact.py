@@ -20,7 +20,8 @@ def make_ticket(model, seed=0):
 def test_round_trip_is_identical_and_writes_exactly_three_files(tmp_path, tiny_mlp):
     ticket = make_ticket(tiny_mlp)
     ticket.save(tmp_path / "t")
-    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["masks.safetensors", "rewind.safetensors", "ticket.json"]
+    files = sorted(p.name for p in (tmp_path / "t").iterdir())
+    assert files == ["masks.safetensors", "rewind.safetensors", "ticket.json"]
     loaded = Ticket.load(tmp_path / "t")
     assert loaded.mask == ticket.mask
     assert loaded.rewind.keys() == ticket.rewind.keys()

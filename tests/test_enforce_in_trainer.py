@@ -15,8 +15,8 @@ def test_pruned_weights_stay_zero_through_trainer(tmp_path, optim, wd):
     model = BertForSequenceClassification(BertConfig(
         vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
         max_position_embeddings=16, num_labels=2))
-    prunable = {n: p for n, p in model.named_parameters() if n.startswith("bert.encoder.layer.") and n.endswith("weight")
-                and p.dim() == 2}
+    prunable = {n: p for n, p in model.named_parameters()
+                if n.startswith("bert.encoder.layer.") and n.endswith("weight") and p.dim() == 2}
     g = torch.Generator().manual_seed(0)
     mask = Mask({n: torch.rand(p.shape, generator=g) < 0.5 for n, p in prunable.items()})
     before = {n: p.detach().clone() for n, p in prunable.items()}

@@ -16,7 +16,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no finished stages yet)"
     metric = rows[0]["metric"]
-    header = f"{'level':>5}  {'condition':<13} {'weights %':>9}  {metric:>10}  {'loss':>8}  {'early stop':>10}  {'wall s':>7}"
+    header = (f"{'level':>5}  {'condition':<13} {'weights %':>9}  {metric:>10}  {'loss':>8}  "
+              f"{'early stop':>10}  {'wall s':>7}")
     lines = [header, "-" * len(header)]
     for r in rows:
         loss = "" if r.get("loss") is None else f"{r['loss']:.4f}"

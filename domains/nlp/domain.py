@@ -10,8 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from domains.supervised import LoopConfig, evaluate_loop, train_loop
-from tickets.domain import Domain, StepCallback, TrainResult
+from domains.supervised import LoopConfig, SupervisedDomain
 from tickets.errors import ConfigError
 from tickets.optim import OptimizerConfig
 from tickets.selection import default_prunable
@@ -66,10 +65,10 @@ def _loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return out.loss, out.logits
 
 
-class NLPDomain(Domain):
+class NLPDomain(SupervisedDomain):
     name = "nlp"
     Config = NLPConfig
-    primary_metric = "accuracy"
+    loss = staticmethod(_loss)
 
     @cached_property
     def data(self) -> data.TextData:
@@ -96,16 +95,6 @@ class NLPDomain(Domain):
         output dense of every layer); embeddings, LayerNorms, pooler and classifier stay dense,
         as in Chen et al. 2020, "The Lottery Ticket Hypothesis for Pre-trained BERT Networks"."""
         return {n: p for n, p in default_prunable(model).items() if n.startswith("bert.encoder.layer.")}
-
-    def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
-              on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
-        return train_loop(model, self.data.train, _loss, optimizer=self.config.optimizer, loop=self.config,
-                          steps=steps, start_step=start_step, seed=seed, on_step=on_step,
-                          eval_every=eval_every, validate=lambda m: self.evaluate(m, "validation"))
-
-    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
-        table = {"train": self.data.train, "validation": self.data.validation, "test": self.data.test}[split]
-        return evaluate_loop(model, table, _loss, loop=self.config)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "tokenizer_vocab_size": len(self.data.tokenizer),

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domains.supervised import LoopConfig, evaluate_loop, train_loop
-from tickets.domain import Domain, StepCallback, TrainResult
+from domains.supervised import LoopConfig, SupervisedDomain
 from tickets.errors import ConfigError
 from tickets.optim import OptimizerConfig
 
@@ -37,10 +36,10 @@ def _loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return F.cross_entropy(logits, batch["labels"]), logits
 
 
-class VisionDomain(Domain):
+class VisionDomain(SupervisedDomain):
     name = "vision"
     Config = VisionConfig
-    primary_metric = "accuracy"
+    loss = staticmethod(_loss)
 
     @cached_property
     def data(self) -> data.ImageData:
@@ -51,13 +50,3 @@ class VisionDomain(Domain):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return models.build(self.config.model, self.data.input_shape, self.data.num_classes)
-
-    def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
-              on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
-        return train_loop(model, self.data.train, _loss, optimizer=self.config.optimizer, loop=self.config,
-                          steps=steps, start_step=start_step, seed=seed, on_step=on_step,
-                          eval_every=eval_every, validate=lambda m: self.evaluate(m, "validation"))
-
-    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
-        table = {"train": self.data.train, "validation": self.data.validation, "test": self.data.test}[split]
-        return evaluate_loop(model, table, _loss, loop=self.config)
