@@ -27,7 +27,8 @@ class VisionConfig(LoopConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+        v, t = self.val_fraction, self.test_fraction
+        if not (0 < v < 1 and 0 < t < 1 and v + t < 1):
             raise ConfigError("val_fraction/test_fraction: each in (0, 1), together below 1")
 
 
