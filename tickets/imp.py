@@ -123,8 +123,11 @@ class IMPRun:
         ctx = ScoringContext(weights=weights, mask=previous,
                              generator=torch.Generator().manual_seed(stage_seed(self.config.seed, level, "score")),
                              domain=self.domain)
-        scores = self.scorer(ctx)
-        return prune(scores, previous, self.plan.groups, self.config.pruning.scope)
+        mask = prune(self.scorer(ctx), previous, self.plan.groups, self.config.pruning.scope)
+        if mask.empty_layers():
+            progress.message(f"warning: level {level} prunes away every weight of {', '.join(mask.empty_layers())} "
+                             "(layer collapse); consider scope: layer or a lower group fraction")
+        return mask
 
     def _dense(self) -> None:
         cfg = self.config
@@ -207,6 +210,7 @@ class IMPRun:
             "condition": condition,
             "weights_remaining_pct": 100.0 * mask.density(),
             "layer_density": mask.layer_density(),
+            "empty_layers": mask.empty_layers(),
             "metric": dom.primary_metric,
             "value": metrics[dom.primary_metric],
             "loss": metrics.get("loss"),
