@@ -8,8 +8,10 @@ from step ``k``.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -18,7 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tickets.domain import Domain, StepCallback, TrainResult
-from tickets.optim import OptimizerConfig
+from tickets.errors import ConfigError
+from tickets.optim import OptimizerConfig, ScheduleConfig, set_lr
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, torch.Tensor]]  # -> (mean loss, logits)
@@ -77,25 +80,30 @@ class StepBatchSampler(Sampler[list[int]]):
 class LoopConfig:
     """How the accelerate loop runs (shared by supervised domains)."""
 
-    batch_size: int = 64
+    batch_size: int = 64  # per optimizer step, over all processes and accumulated micro-batches
     eval_batch_size: int = 512
+    grad_accumulation: int = 1  # micro-batches per optimizer step
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     cpu: bool = False  # force the CPU even where a GPU is present
 
     def __post_init__(self):
         if self.batch_size <= 0 or self.eval_batch_size <= 0:
-            from tickets.errors import ConfigError
-
             raise ConfigError("batch_size: must be positive")
+        if self.grad_accumulation < 1 or self.batch_size % self.grad_accumulation:
+            raise ConfigError(f"grad_accumulation: must divide batch_size ({self.batch_size}), "
+                              f"got {self.grad_accumulation}")
 
 
 _ACCELERATORS: dict[tuple, Accelerator] = {}
 
 
 def accelerator_for(loop: LoopConfig) -> Accelerator:
+    """One Accelerator per precision/device setting. ``split_batches``: each step's batch is split
+    across processes, so a step means the same data and the same update on 1 or N processes."""
     key = (loop.mixed_precision, loop.cpu)
     if key not in _ACCELERATORS:
-        _ACCELERATORS[key] = Accelerator(mixed_precision=loop.mixed_precision, cpu=loop.cpu)
+        _ACCELERATORS[key] = Accelerator(mixed_precision=loop.mixed_precision, cpu=loop.cpu, split_batches=True)
     return _ACCELERATORS[key]
 
 
@@ -103,18 +111,27 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
                loop: LoopConfig, steps: int, start_step: int, seed: int, on_step: StepCallback | None,
                eval_every: int, validate: Callable[[nn.Module], dict[str, float]]) -> TrainResult:
     accelerator = accelerator_for(loop)
+    if loop.batch_size % (accelerator.num_processes * loop.grad_accumulation):
+        raise ConfigError(f"batch_size: {loop.batch_size} does not split into {accelerator.num_processes} "
+                          f"processes x {loop.grad_accumulation} micro-batches")
     sampler = StepBatchSampler(len(data), loop.batch_size, seed=seed, start_step=start_step, steps=steps)
     loader = DataLoader(data, batch_sampler=sampler, collate_fn=_identity)
     opt = optimizer.build(model.parameters())
+    base_lrs = [g["lr"] for g in opt.param_groups]
     prepared, opt, loader = accelerator.prepare(model, opt, loader)
     history: list[dict[str, float]] = []
     step = start_step
     prepared.train()
     for batch in loader:
-        torch.manual_seed(seed * 1_000_003 + step)
-        loss, _ = loss_fn(prepared, batch)
+        torch.manual_seed(seed * 1_000_003 + step)  # dropout and augmentation replay by step
+        set_lr(opt, base_lrs, loop.schedule.factor(step, steps))
         opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
+        chunks = {k: v.chunk(loop.grad_accumulation) for k, v in batch.items()}
+        for i in range(loop.grad_accumulation):
+            last = i == loop.grad_accumulation - 1
+            with contextlib.nullcontext() if last else accelerator.no_sync(prepared):
+                loss, _ = loss_fn(prepared, {k: c[i] for k, c in chunks.items()})
+                accelerator.backward(loss / loop.grad_accumulation)
         opt.step()
         step += 1
         if on_step is not None:
@@ -153,18 +170,18 @@ class SupervisedDomain(Domain):
     primary_metric = "accuracy"
     data: Any  # has .train, .validation and .test TensorTables
 
-    @staticmethod
     @abc.abstractmethod
-    def loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean loss, logits) of ``model`` on ``batch``."""
+    def loss(self, model: nn.Module, batch: Batch, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean loss, logits) of ``model`` on ``batch``; ``train`` turns on training-only data
+        transforms (augmentation)."""
 
     def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
               on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
-        return train_loop(model, self.data.train, self.loss, optimizer=self.config.optimizer, loop=self.config,
+        return train_loop(model, self.data.train, partial(self.loss, train=True), optimizer=self.config.optimizer, loop=self.config,
                           steps=steps, start_step=start_step, seed=seed, on_step=on_step,
                           eval_every=eval_every, validate=lambda m: self.evaluate(m, "validation"))
 
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         if split not in ("train", "validation", "test"):
             raise ValueError(f"unknown split {split!r} (train, validation or test)")
-        return evaluate_loop(model, getattr(self.data, split), self.loss, loop=self.config)
+        return evaluate_loop(model, getattr(self.data, split), partial(self.loss, train=False), loop=self.config)

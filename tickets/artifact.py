@@ -114,41 +114,59 @@ class Ticket:
         ``adapt``: name patterns of layers allowed not to fit (e.g. a new output head). They keep
         the model's own initial weights and are left dense (``head_policy='dense'``) or pruned at
         random to the source layer's density (``'source_rate'``). Any other difference in names
-        or shapes raises :class:`TicketMismatchError` listing every one of them.
-        ``rewind``: load the ticket's rewind weights where they fit (else keep the model's).
+        or shapes raises :class:`TicketMismatchError` listing every one of them, before the model
+        is touched. ``rewind``: load the ticket's rewind weights where they fit.
         """
+        mask = self.fit(model, prunable, adapt=adapt, head_policy=head_policy, generator=generator,
+                        check_rewind=rewind)
+        if rewind:
+            self.load_weights(model, adapt=adapt)
+        apply_mask(model, mask)
+        return mask
+
+    def fit(self, model: nn.Module, prunable: Mapping[str, nn.Parameter] | None = None, *,
+            adapt: Sequence[str] = (), head_policy: HeadPolicy = "dense",
+            generator: torch.Generator | None = None, check_rewind: bool = True) -> Mask:
+        """The ticket's mask for ``model`` (adapted layers per ``head_policy``); changes nothing."""
         params = dict(model.named_parameters())
         if prunable is None:
             prunable = {n: params[n] for n in self.mask if n in params}
         problems, adapted = self._compare(prunable, params, adapt)
-        if rewind and self.rewind is not None:
-            state = model.state_dict()
-            for name, value in self.rewind.items():
-                if _matches(name, adapt) and (name not in state or tuple(state[name].shape) != tuple(value.shape)):
-                    continue
-                if name not in state:
-                    problems.append(f"  {name}: in the ticket's rewind weights, not in the model")
-                elif tuple(state[name].shape) != tuple(value.shape):
-                    problems.append(f"  {name}: rewind weights {tuple(value.shape)}, model {tuple(state[name].shape)}")
+        if check_rewind and self.rewind is not None:
+            problems += self._rewind_problems(model.state_dict(), adapt)
         if problems:
             raise TicketMismatchError("ticket does not fit the model "
                                       f"{type(model).__name__}:\n" + "\n".join(problems))
-        if rewind and self.rewind is not None:
-            state = model.state_dict()
-            with torch.no_grad():
-                for name, value in self.rewind.items():
-                    if name in state and tuple(state[name].shape) == tuple(value.shape) and name not in adapted:
-                        state[name].copy_(value)
         generator = generator or torch.Generator().manual_seed(0)
-        masks = {}
-        for name, p in prunable.items():
-            if name in adapted:
-                masks[name] = self._adapted_mask(name, tuple(p.shape), head_policy, generator)
+        return Mask({name: self._adapted_mask(name, tuple(p.shape), head_policy, generator) if name in adapted
+                     else self.mask[name] for name, p in prunable.items()})
+
+    @torch.no_grad()
+    def load_weights(self, model: nn.Module, *, adapt: Sequence[str] = ()) -> None:
+        """Copy the rewind weights into ``model`` where names and shapes fit; adapted layers that
+        do not fit keep the model's own weights."""
+        if self.rewind is None:
+            raise ValueError("this ticket was loaded or saved without rewind weights")
+        state = model.state_dict()
+        problems = self._rewind_problems(state, adapt)
+        if problems:
+            raise TicketMismatchError("ticket's rewind weights do not fit the model "
+                                      f"{type(model).__name__}:\n" + "\n".join(problems))
+        for name, value in self.rewind.items():
+            if name in state and tuple(state[name].shape) == tuple(value.shape):
+                state[name].copy_(value)
+
+    def _rewind_problems(self, state: Mapping[str, torch.Tensor], adapt: Sequence[str]) -> list[str]:
+        problems = []
+        for name, value in (self.rewind or {}).items():
+            fits = name in state and tuple(state[name].shape) == tuple(value.shape)
+            if fits or _matches(name, adapt):
+                continue
+            if name not in state:
+                problems.append(f"  {name}: in the ticket's rewind weights, not in the model")
             else:
-                masks[name] = self.mask[name]
-        mask = Mask(masks)
-        apply_mask(model, mask)
-        return mask
+                problems.append(f"  {name}: rewind weights {tuple(value.shape)}, model {tuple(state[name].shape)}")
+        return problems
 
     def _compare(self, prunable, params, adapt) -> tuple[list[str], set[str]]:
         problems: list[str] = []

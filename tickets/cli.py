@@ -11,7 +11,7 @@ from .errors import ConfigError, RegistryError, TicketMismatchError
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
-    from .imp import IMPRun
+    from .imp import make_runner
     from .report import report
 
     experiment = load_experiment(args.config, args.overrides)
@@ -19,9 +19,13 @@ def _run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    imp = IMPRun(experiment, args.out, show_progress=False if args.quiet else None)
-    print(f"run directory: {imp.run.path}", file=sys.stderr)
-    run = imp.execute()
+    runner = make_runner(experiment, args.out, show_progress=False if args.quiet else None)
+    print(f"run directory: {runner.run.path}", file=sys.stderr)
+    run = runner.execute()
+    from . import distributed
+
+    if not distributed.is_main():
+        return 0
     table, png = report(run.path)
     print(table)
     print(f"\nresults: {run.path / 'results.csv'}\nplot:    {png}")

@@ -75,6 +75,21 @@ class RewindConfig:
 
 
 @dataclass
+class TransferConfig:
+    """Train tickets found elsewhere (another dataset, task, environment or optimizer) here."""
+
+    source: str  # a run directory, a ticket directory, or the source experiment's YAML (its run under --out)
+    levels: list[int] = field(default_factory=list)  # source levels to transfer; empty: every finished level
+    adapt: list[str] = field(default_factory=list)  # name patterns that may not fit (a new head): target's init
+    head_policy: Literal["dense", "source_rate"] = "dense"  # adapted layers: left dense, or pruned at the source rate
+    weights: Literal["source", "target_init"] = "source"  # start from the ticket's rewind weights, or the mask only
+
+    def __post_init__(self):
+        if not self.source:
+            raise ConfigError("source: must name a run directory, a ticket directory or a config file")
+
+
+@dataclass
 class ExperimentConfig:
     name: str
     domain: dict[str, Any]  # {"name": <registered domain>, ...that domain's own settings}
@@ -83,6 +98,7 @@ class ExperimentConfig:
     pruning: PruningConfig = field(default_factory=PruningConfig)
     rewind: RewindConfig = field(default_factory=RewindConfig)
     controls: list[Control] = field(default_factory=lambda: ["reinit"])
+    transfer: TransferConfig | None = None  # set: train the source's tickets instead of pruning
 
     def __post_init__(self):
         if self.rewind.step >= self.train.steps:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -47,3 +48,44 @@ class OptimizerConfig:
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         return self.torch_class()(params, **self.kwargs())
+
+
+@dataclass
+class ScheduleConfig:
+    """The learning rate at each step, as a factor of the optimizer's ``lr``: linear warmup over
+    ``warmup_steps``, then constant, step decay (``gamma`` at each milestone) or cosine decay to
+    ``final_factor`` at the end of the budget. A closed form of the step alone, so a level that
+    starts at rewind step k trains with exactly the learning rate the dense run had at k."""
+
+    kind: Literal["constant", "step", "cosine"] = "constant"
+    warmup_steps: int = 0
+    milestones: list[int] = field(default_factory=list)  # steps at which step decay multiplies by gamma
+    gamma: float = 0.1
+    final_factor: float = 0.0  # cosine only
+
+    def __post_init__(self):
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if self.milestones != sorted(self.milestones) or any(m <= 0 for m in self.milestones):
+            raise ConfigError(f"milestones: must be increasing positive steps, got {self.milestones}")
+        if self.milestones and self.kind != "step":
+            raise ConfigError(f"milestones: only for kind 'step', kind is {self.kind!r}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"gamma: must be in (0, 1], got {self.gamma}")
+        if not 0 <= self.final_factor <= 1:
+            raise ConfigError(f"final_factor: must be in [0, 1], got {self.final_factor}")
+
+    def factor(self, step: int, total_steps: int) -> float:
+        """The factor for the optimizer step taken at 0-based ``step``."""
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.kind == "step":
+            return warm * self.gamma ** sum(step >= m for m in self.milestones)
+        if self.kind == "cosine":
+            t = min(max(step - self.warmup_steps, 0) / max(total_steps - self.warmup_steps, 1), 1.0)
+            return warm * (self.final_factor + (1 - self.final_factor) * 0.5 * (1 + math.cos(math.pi * t)))
+        return warm
+
+
+def set_lr(optimizer: torch.optim.Optimizer, base_lrs: list[float], factor: float) -> None:
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base * factor

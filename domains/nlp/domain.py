@@ -60,7 +60,7 @@ class NLPConfig(LoopConfig):
                               f"got {self.vocab_size}")
 
 
-def _loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
+def _loss(model: nn.Module, batch, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
     return out.loss, out.logits
 

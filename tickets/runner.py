@@ -1,0 +1,241 @@
+"""The stages of a ticket experiment, their files, and their resumption.
+
+Level 0 trains the dense network from θ0 (capturing θk). Each further level has a mask (from a
+strategy: IMP prunes the previous ticket, transfer takes a ticket found elsewhere) and trains the
+ticket and each control under the same budget:
+  ticket         the mask on the start weights (θk for IMP; the source ticket's for transfer)
+  reinit         the same mask on freshly initialised weights
+  random_mask    a random mask with the same per-layer sparsity, on the start weights
+  shuffled_mask  the mask permuted within each output unit, on the start weights
+Every stage is seeded from (seed, level, condition) alone and saved on completion, so a rerun
+resumes at the first unfinished stage and reproduces the same table. With several processes
+every process trains, masks are the main process's, and only the main process writes.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import math
+import random as _random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import distributed, progress
+from .artifact import Ticket
+from .config import Experiment
+from .domain import Domain, TrainResult
+from .enforce import MaskEnforcer
+from .masks import Mask
+from .rewind import apply_mask, capture, random_mask, shuffled_mask
+from .run_dir import RunDir
+from .selection import Group, assign_groups, select_prunable
+from .store import link_or_copy, write_tensors
+
+CONTROL_MASKS: dict[str, Callable[[Mask, torch.Generator], Mask]] = {
+    "random_mask": random_mask,
+    "shuffled_mask": shuffled_mask,
+}
+
+
+def stage_seed(seed: int, *parts: Any) -> int:
+    text = ":".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def seed_everything(seed: int) -> None:
+    _random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def early_stop(history: list[dict[str, float]], metric: str, higher_is_better: bool) -> int | None:
+    """The step of the best validation record: lowest loss when recorded (Frankle & Carbin's
+    early-stop iteration), else the best primary metric."""
+    if not history:
+        return None
+    if all("loss" in h for h in history):
+        return int(min(history, key=lambda h: h["loss"])["step"])
+    sign = 1.0 if higher_is_better else -1.0
+    return int(max(history, key=lambda h: sign * h.get(metric, -math.inf * sign))["step"])
+
+
+class Runner(abc.ABC):
+    """Runs the stages; subclasses say which levels there are, each level's mask, and the
+    weights a level starts from."""
+
+    method: str
+
+    def __init__(self, experiment: Experiment, out: str | Path = "runs", *, show_progress: bool | None = None):
+        distributed.init_from_env()
+        self.experiment = experiment
+        self.config = experiment.config
+        self.domain: Domain = experiment.make_domain()
+        self.run = RunDir(Path(out) / f"{self.config.name}-{experiment.hash()}")
+        self.show_progress = show_progress if distributed.is_main() else False
+        template = self.domain.build_model(seed=self.config.seed)
+        self.shapes = {n: p.shape for n, p in self.prunable(template).items()}
+        rules = [(g.pattern, g.fraction) for g in self.config.pruning.groups]
+        self.groups: list[Group] = assign_groups(list(self.shapes), rules, self.config.pruning.fraction)
+        self.check(template)
+
+    # ---- what a strategy provides -----------------------------------------------------------
+    def check(self, template: nn.Module) -> None:
+        """Validate everything the strategy needs before any training (raise on bad input)."""
+
+    @abc.abstractmethod
+    def levels(self) -> list[int]:
+        """The levels after the dense level 0."""
+
+    @abc.abstractmethod
+    def level_mask(self, level: int, previous: Mask) -> Mask:
+        """The mask of ``level`` (``previous``: the last level's mask, all ones before level 1)."""
+
+    @abc.abstractmethod
+    def load_start_weights(self, model: nn.Module, level: int) -> None:
+        """Put the level's start weights into ``model`` (before masking)."""
+
+    @abc.abstractmethod
+    def ticket_meta(self, level: int) -> dict[str, Any]:
+        """How the level's ticket was found, for ticket.json."""
+
+    def start_step(self) -> int:
+        return 0
+
+    def ticket_rewind_file(self, level: int, model: nn.Module) -> Path | None:
+        """A file holding the ticket's rewind weights to link into the ticket, or None to save
+        the model's start weights."""
+        return None
+
+    # ---- shared machinery ---------------------------------------------------------------------
+    def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        p = self.config.pruning
+        return select_prunable(model, p.include, p.exclude, base=self.domain.prunable(model))
+
+    def execute(self) -> RunDir:
+        if distributed.is_main():
+            self.run.claim(self.experiment.resolved())
+        distributed.barrier()
+        conditions = ["ticket", *self.config.controls]
+        stages = [(0, "dense")] + [(lvl, c) for lvl in self.levels() for c in conditions]
+        todo = sum(not self.run.done(lvl, c) for lvl, c in stages)
+        if todo < len(stages) and distributed.is_main():
+            progress.message(f"resuming {self.run.path}: {len(stages) - todo} of {len(stages)} stages done")
+        with progress.bar(len(stages), "stages", leave=True, force=self.show_progress) as bar:
+            bar.update(len(stages) - todo)
+            if not self.run.done(0, "dense"):
+                self._dense()
+                bar.update(1)
+            mask = Mask({n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
+            for level in self.levels():
+                mask = distributed.broadcast_mask(self.level_mask(level, mask))
+                if mask.empty_layers() and distributed.is_main():
+                    progress.message(f"warning: level {level} leaves no weight in {', '.join(mask.empty_layers())} "
+                                     "(layer collapse)")
+                for condition in conditions:
+                    if not self.run.done(level, condition):
+                        self._stage(level, condition, mask)
+                        bar.update(1)
+        return self.run
+
+    def _dense(self) -> None:
+        cfg = self.config
+        k = cfg.rewind.step
+        seed_everything(stage_seed(cfg.seed, 0, "dense"))
+        model = self.domain.build_model(seed=cfg.seed)
+        main = distributed.is_main()
+        if main:
+            init_path = self.run.save_state("init", capture(model))
+            if k == 0:
+                link_or_copy(init_path, self.run.state_path("rewind"))
+        captured: dict[str, int] = {}
+
+        def on_step(step: int) -> None:
+            if k > 0 and "step" not in captured and step >= k:
+                if main:
+                    self.run.save_state("rewind", capture(model))
+                captured["step"] = step
+
+        mask = Mask.ones_like({n: p.detach() for n, p in self.prunable(model).items()})
+        self._train_and_finish(0, "dense", model, mask, start_step=0, extra_on_step=on_step)
+        if k > 0 and "step" not in captured:
+            raise RuntimeError(f"training ended before rewind step {k}; lower rewind.step")
+
+    def _stage(self, level: int, condition: str, mask: Mask) -> None:
+        cfg = self.config
+        seed = stage_seed(cfg.seed, level, condition)
+        seed_everything(seed)
+        if condition == "reinit":
+            model = self.domain.build_model(seed=seed)
+        else:
+            model = self.domain.build_model(seed=cfg.seed)
+            self.load_start_weights(model, level)
+        if condition in CONTROL_MASKS:
+            mask = CONTROL_MASKS[condition](mask, torch.Generator().manual_seed(seed))
+        if condition == "ticket" and distributed.is_main():
+            rewind_file = self.ticket_rewind_file(level, model)
+            meta = {"domain": self.domain.name, "model": self.domain.model_identity(model),
+                    "found": self.ticket_meta(level), "where": self.domain.describe(),
+                    "config_hash": self.experiment.hash()}
+            ticket = Ticket(mask, None if rewind_file else capture(model), meta)
+            ticket.save(self.run.ticket_dir(level), rewind_file=rewind_file)
+        apply_mask(model, mask)
+        self._train_and_finish(level, condition, model, mask, start_step=self.start_step())
+
+    def _train_and_finish(self, level: int, condition: str, model: nn.Module, mask: Mask, *,
+                          start_step: int, extra_on_step: Callable[[int], None] | None = None) -> None:
+        cfg = self.config
+        prunable = self.prunable(model)
+        steps_bar = progress.bar(cfg.train.steps, f"level {level} {condition}", force=self.show_progress,
+                                 position=1)
+        steps_bar.update(start_step)
+
+        def on_step(step: int) -> None:
+            steps_bar.update(step - steps_bar.n)
+            if extra_on_step is not None:
+                extra_on_step(step)
+
+        t0 = time.perf_counter()
+        with MaskEnforcer(prunable, mask, mask_grads=cfg.pruning.mask_grads):
+            result: TrainResult = self.domain.train(model, steps=cfg.train.steps, start_step=start_step,
+                                                    seed=cfg.seed, on_step=on_step,
+                                                    eval_every=cfg.train.eval_every)
+        steps_bar.close()
+        metrics = self.domain.evaluate(model, split="test")
+        wall = time.perf_counter() - t0
+        for name, m in mask.items():
+            if bool((prunable[name].detach().cpu()[~m] != 0).any()):
+                raise RuntimeError(f"pruned weights of {name} are non-zero after training; "
+                                   "the domain's training loop bypassed the mask")
+        if distributed.is_main():
+            if condition in ("dense", "ticket"):
+                write_tensors(self.run.trained_path(level, condition), {n: p.detach() for n, p in prunable.items()})
+            self.run.finish(level, condition, self._row(level, condition, mask, metrics, result, wall))
+        distributed.barrier()
+
+    def _row(self, level, condition, mask, metrics, result, wall) -> dict[str, Any]:
+        dom = self.domain
+        row = {
+            "level": level,
+            "condition": condition,
+            "weights_remaining_pct": 100.0 * mask.density(),
+            "layer_density": mask.layer_density(),
+            "empty_layers": mask.empty_layers(),
+            "metric": dom.primary_metric,
+            "value": metrics[dom.primary_metric],
+            "loss": metrics.get("loss"),
+            "early_stop_step": early_stop(result.history, dom.primary_metric, dom.higher_is_better),
+            "steps": result.steps,
+            "wall_seconds": wall,
+            "metrics": metrics,
+            "history": result.history,
+        }
+        progress.message(f"level {level:2d} {condition:<13} {row['weights_remaining_pct']:6.2f}% weights  "
+                         f"{dom.primary_metric} {row['value']:.4f}  ({wall:.1f}s)")
+        return row

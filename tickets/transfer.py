@@ -1,0 +1,84 @@
+"""Ticket transfer (Morcos et al. 2019, "One ticket to win them all"): tickets found by one run
+(another dataset, task, environment or optimizer) are trained here, level by level, next to the
+same controls. Layers named in ``transfer.adapt`` may differ (a new output head); they keep the
+target model's own initialisation and follow ``head_policy``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .artifact import Ticket
+from .config import load_experiment
+from .errors import ConfigError
+from .masks import Mask
+from .run_dir import RunDir
+from .runner import Runner, stage_seed
+
+
+def resolve_source(source: str, out: str | Path) -> dict[int, Path]:
+    """Level -> ticket directory, from a run directory, a ticket directory or a config file."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"transfer.source: no such config file {path}")
+        exp = load_experiment(path)
+        path = Path(out) / f"{exp.config.name}-{exp.hash()}"
+        if not path.is_dir():
+            raise ConfigError(f"transfer.source: {source} has not been run under {out} (no {path}); "
+                              f"run it first: tickets run {source} --out {out}")
+    if (path / "ticket.json").is_file():
+        level = Ticket.load(path, with_rewind=False).meta.get("found", {}).get("level", 1)
+        return {int(level): path}
+    if (path / "config.yaml").is_file():
+        run = RunDir(path)
+        levels = sorted({r["level"] for r in run.rows() if r["condition"] == "ticket"})
+        if not levels:
+            raise ConfigError(f"transfer.source: run {path} has no finished ticket yet")
+        return {lvl: run.ticket_dir(lvl) for lvl in levels}
+    raise ConfigError(f"transfer.source: {source} is neither a run directory, a ticket directory nor a config file")
+
+
+class TransferRun(Runner):
+    method = "transfer"
+
+    def check(self, template: nn.Module) -> None:
+        t = self.config.transfer
+        available = resolve_source(t.source, self.run.path.parent)
+        missing = [lvl for lvl in t.levels if lvl not in available]
+        if missing:
+            raise ConfigError(f"transfer.levels: {missing} not in the source (it has {sorted(available)})")
+        self.sources = {lvl: available[lvl] for lvl in (t.levels or sorted(available))}
+        self.tickets = {lvl: Ticket.load(p, with_rewind=t.weights == "source") for lvl, p in self.sources.items()}
+        for lvl, ticket in self.tickets.items():  # every ticket must fit before any training
+            if t.weights == "source" and ticket.rewind is None:
+                raise ConfigError(f"transfer.weights: the level-{lvl} ticket has no rewind weights; use target_init")
+            self._fit(ticket, template, lvl)
+
+    def _fit(self, ticket: Ticket, model: nn.Module, level: int) -> Mask:
+        t = self.config.transfer
+        generator = torch.Generator().manual_seed(stage_seed(self.config.seed, level, "adapt"))
+        return ticket.fit(model, self.prunable(model), adapt=t.adapt, head_policy=t.head_policy,
+                          generator=generator, check_rewind=t.weights == "source")
+
+    def levels(self) -> list[int]:
+        return list(self.sources)
+
+    def level_mask(self, level: int, previous: Mask) -> Mask:
+        return self._fit(self.tickets[level], self.domain.build_model(seed=self.config.seed), level)
+
+    def load_start_weights(self, model: nn.Module, level: int) -> None:
+        if self.config.transfer.weights == "source":
+            self.tickets[level].load_weights(model, adapt=self.config.transfer.adapt)
+
+    def ticket_meta(self, level: int) -> dict[str, Any]:
+        t = self.config.transfer
+        return {"method": "transfer", "level": level, "source": str(self.sources[level]),
+                "source_found": self.tickets[level].meta.get("found"),
+                "source_where": self.tickets[level].meta.get("where"),
+                "adapt": list(t.adapt), "head_policy": t.head_policy, "weights": t.weights,
+                "seed": self.config.seed}
