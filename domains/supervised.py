@@ -95,16 +95,24 @@ class LoopConfig:
                               f"got {self.grad_accumulation}")
 
 
-_ACCELERATORS: dict[tuple, Accelerator] = {}
+_ACCELERATOR: dict[tuple, Accelerator] = {}
 
 
 def accelerator_for(loop: LoopConfig) -> Accelerator:
-    """One Accelerator per precision/device setting. ``split_batches``: each step's batch is split
-    across processes, so a step means the same data and the same update on 1 or N processes."""
+    """The Accelerator for this precision/device setting. ``split_batches``: each step's batch is
+    split across processes, so a step means the same data and the same update on 1 or N processes."""
     key = (loop.mixed_precision, loop.cpu)
-    if key not in _ACCELERATORS:
-        _ACCELERATORS[key] = Accelerator(mixed_precision=loop.mixed_precision, cpu=loop.cpu, split_batches=True)
-    return _ACCELERATORS[key]
+    if key not in _ACCELERATOR:
+        if _ACCELERATOR:
+            # accelerate keeps one precision per process; a second experiment in the same process
+            # (tests, notebooks) with another one resets it, keeping the process group.
+            from accelerate.state import AcceleratorState, GradientState
+
+            AcceleratorState._reset_state(reset_partial_state=False)
+            GradientState._reset_state()
+            _ACCELERATOR.clear()
+        _ACCELERATOR[key] = Accelerator(mixed_precision=loop.mixed_precision, cpu=loop.cpu, split_batches=True)
+    return _ACCELERATOR[key]
 
 
 def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimizer: OptimizerConfig,

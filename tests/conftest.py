@@ -35,7 +35,7 @@ def vision_config(**overrides):
     cfg = {
         "name": "tiny",
         "seed": 0,
-        "domain": {"name": "vision", "dataset": "digits", "batch_size": 32,
+        "domain": {"name": "vision", "dataset": {"name": "digits"}, "batch_size": 32,
                    "optimizer": {"name": "adam", "lr": 0.002}},
         "train": {"steps": 30, "eval_every": 10},
         "pruning": {"levels": 3, "fraction": 0.2, "groups": [{"pattern": "output.weight", "fraction": 0.1}]},

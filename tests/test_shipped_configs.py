@@ -10,7 +10,7 @@ from tickets.imp import IMPRun
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 TINY = {
-    "vision": ["train.steps=4", "train.eval_every=2", "domain.dataset=digits"],
+    "vision": ["train.steps=4", "train.eval_every=2", "domain.dataset.name=digits"],
     "nlp": ["train.steps=4", "train.eval_every=2", "domain.batch_size=8"],
     "rl": ["train.steps=64", "train.eval_every=32", "domain.n_steps=32", "domain.batch_size=32",
            "domain.eval_episodes=1"],

@@ -10,7 +10,7 @@ from tickets.typed import from_dict
 
 
 def domain(**kw):
-    return VisionDomain(from_dict(VisionDomain.Config, {"dataset": "digits", "batch_size": 32, **kw}))
+    return VisionDomain(from_dict(VisionDomain.Config, {"dataset": {"name": "digits"}, "batch_size": 32, **kw}))
 
 
 def test_contract():
@@ -59,4 +59,5 @@ def test_splits_are_disjoint_and_standardised():
     data = domain().data
     assert (len(data.train), len(data.validation), len(data.test)) == (1259, 179, 359)
     assert data.input_shape == (1, 8, 8) and data.num_classes == 10
-    assert abs(float(data.train.columns["inputs"].mean())) < 1e-4
+    x = data.to_inputs(data.train.columns["images"], train=False)
+    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-3

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domains.supervised import LoopConfig, SupervisedDomain
-from tickets.errors import ConfigError
+from domains.supervised import Batch, LoopConfig, SupervisedDomain
+from tickets.errors import ConfigError, did_you_mean
 from tickets.optim import OptimizerConfig
 
 from . import data, models
@@ -19,35 +19,40 @@ from . import data, models
 
 @dataclass
 class VisionConfig(LoopConfig):
-    model: Literal["lenet_300_100"] = "lenet_300_100"
-    dataset: Literal["mnist_subset", "digits"] = "mnist_subset"
+    model: str = "lenet_300_100"  # a name in domains.vision.models.MODELS
+    width: int | None = None  # channel width of the models that take one (None: the paper's)
+    dataset: data.VisionDataConfig = field(default_factory=data.VisionDataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    val_fraction: float = 0.1  # held out of training for the early-stop iteration
-    test_fraction: float = 0.2
 
     def __post_init__(self):
         super().__post_init__()
-        v, t = self.val_fraction, self.test_fraction
-        if not (0 < v < 1 and 0 < t < 1 and v + t < 1):
-            raise ConfigError("val_fraction/test_fraction: each in (0, 1), together below 1")
-
-
-def _loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = model(batch["inputs"])
-    return F.cross_entropy(logits, batch["labels"]), logits
+        if self.model not in models.MODELS:
+            raise ConfigError(f"model: unknown vision model {self.model!r}{did_you_mean(self.model, models.MODELS)} "
+                              f"(known: {', '.join(models.MODELS)})")
+        if self.width is not None and models.MODELS[self.model].default_width is None:
+            raise ConfigError(f"width: {self.model} takes no width")
+        if self.width is not None and self.width < 1:
+            raise ConfigError(f"width: must be positive, got {self.width}")
 
 
 class VisionDomain(SupervisedDomain):
     name = "vision"
     Config = VisionConfig
-    loss = staticmethod(_loss)
 
     @cached_property
     def data(self) -> data.ImageData:
-        return data.load(self.config.dataset, val_fraction=self.config.val_fraction,
-                         test_fraction=self.config.test_fraction)
+        return data.load(self.config.dataset)
 
     def build_model(self, seed: int) -> nn.Module:
+        shape, classes = self.data.input_shape, self.data.num_classes  # load data outside the seeded block
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return models.build(self.config.model, self.data.input_shape, self.data.num_classes)
+            return models.build(self.config.model, shape, classes, width=self.config.width)
+
+    def loss(self, model: nn.Module, batch: Batch, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(self.data.to_inputs(batch["images"], train=train))
+        return F.cross_entropy(logits, batch["labels"]), logits
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "input_shape": list(self.data.input_shape),
+                "num_classes": self.data.num_classes}
