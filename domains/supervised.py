@@ -147,8 +147,20 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
         if step == steps or (eval_every and step % eval_every == 0):
             history.append({"step": step, **validate(model)})
             prepared.train()
-    accelerator.free_memory()
+    _release(accelerator)
     return TrainResult(steps=step, history=history)
+
+
+def _release(accelerator: Accelerator) -> None:
+    """Drop the accelerator's references to this level's model, optimizer and loader. On a GPU
+    ``free_memory`` also empties the device cache; on the CPU its full garbage collection costs
+    ~0.2 s per level for nothing, so only the references go (what free_memory does besides)."""
+    if accelerator.device.type != "cpu":
+        accelerator.free_memory()
+        return
+    accelerator._models, accelerator._optimizers = [], []
+    accelerator._schedulers, accelerator._dataloaders = [], []
+    accelerator.step = 0
 
 
 @torch.no_grad()

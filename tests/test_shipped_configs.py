@@ -1,28 +1,80 @@
-"""Every shipped config runs end to end (dense + one level with its controls) on a tiny budget."""
+"""Every shipped config runs every level (2 training steps each, tiny models, tiny data in the
+schema of the real data) end to end, with its controls."""
 
 from pathlib import Path
 
 import pytest
 
 from tickets.config import load_experiment
-from tickets.imp import IMPRun
+from tickets.imp import make_runner
+from vision_fixtures import install_fake_hub, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 TINY = {
-    "vision": ["train.steps=4", "train.eval_every=2", "domain.dataset.name=digits"],
-    "nlp": ["train.steps=4", "train.eval_every=2", "domain.batch_size=8"],
+    "vision": ["train.steps=2", "train.eval_every=2", "domain.batch_size=8", "domain.eval_batch_size=64"],
+    "nlp": ["train.steps=2", "train.eval_every=1", "domain.batch_size=8"],
     "rl": ["train.steps=64", "train.eval_every=32", "domain.n_steps=32", "domain.batch_size=32",
            "domain.eval_episodes=1"],
 }
+# hub datasets -> tiny stand-ins of the same image shape and class count
+SHAPES = {"mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10), "kmnist": (1, 28, 10),
+          "cifar10": (3, 32, 10), "svhn": (3, 32, 10), "cifar100": (3, 32, 100)}
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    from domains.vision.data import KNOWN
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {(KNOWN[name].path, KNOWN[name].config_name): write_dataset(
+                root / name, channels=c, size=s, num_classes=k, used_classes=min(k, 10), n_train=48, n_test=16,
+                image_column=KNOWN[name].image_column, label_column=KNOWN[name].label_column).data_files
+            for name, (c, s, k) in SHAPES.items()}
+
+
+@pytest.fixture
+def tiny_data(tiny_files, monkeypatch):
+    """The hub, offline: each hub dataset the configs name is served from tiny parquet files of
+    its own schema, through the same ``datasets.load_dataset`` call."""
+    hub = install_fake_hub(monkeypatch)
+    for (path, config_name), files in tiny_files.items():
+        hub.add(path, files, config_name)
+    return hub
+
+
+def tiny_overrides(path: Path, tiny_data) -> list[str]:
+    exp = load_experiment(path)
+    domain = exp.config.domain["name"]
+    out = list(TINY[domain])
+    if exp.config.rewind.step:
+        out.append("rewind.step=1")  # late rewinding still exercised
+    if domain == "vision":
+        from domains.vision.models import MODELS
+
+        if MODELS[exp.domain_config.model].default_width is not None:
+            out.append("domain.width=4")
+    return out
+
+
+def run_config(path: Path, out: Path, tiny_data, extra=()):
+    exp = load_experiment(path, [*tiny_overrides(path, tiny_data), *extra])
+    return exp, make_runner(exp, out, show_progress=False).execute()
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_config_smoke_runs(path, tmp_path):
-    domain = load_experiment(path).config.domain["name"]
-    exp = load_experiment(path, ["pruning.levels=1", "rewind.step=0", *TINY[domain]])
-    run = IMPRun(exp, tmp_path, show_progress=False).execute()
+def test_config_runs_every_level(path, tmp_path, request):
+    tiny_data = request.getfixturevalue("tiny_data") if path.parent.name == "vision" else None
+    extra = []
+    source = load_experiment(path).config.transfer
+    if source is not None:  # run the source config (tiny) first, then transfer from its run
+        _, source_run = run_config(ROOT / source.source, tmp_path, tiny_data)
+        extra = [f"transfer.source={source_run.path}"]
+    exp, run = run_config(path, tmp_path, tiny_data, extra)
     rows = run.rows()
-    assert [r["condition"] for r in rows] == ["dense", "ticket", *sorted(exp.config.controls)]
-    assert rows[1]["weights_remaining_pct"] < 100.0
-    assert (run.ticket_dir(1) / "masks.safetensors").is_file()
+    pruned_by = load_experiment(ROOT / source.source) if source is not None else exp
+    levels = (source and source.levels) or list(range(1, pruned_by.config.pruning.levels + 1))
+    expected = [(0, "dense")] + [(lvl, c) for lvl in levels for c in ["ticket", *sorted(exp.config.controls)]]
+    assert [(r["level"], r["condition"]) for r in rows] == expected
+    assert rows[-1]["weights_remaining_pct"] < 100.0
+    assert all((run.ticket_dir(lvl) / "masks.safetensors").is_file() for lvl in levels)

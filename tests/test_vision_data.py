@@ -194,10 +194,11 @@ def test_mnist_like_hub_datasets_are_grayscale_and_not_augmented(gray, monkeypat
         np.testing.assert_array_equal(data.test.columns["images"].numpy(), gray.splits["test"].images)
 
 
-def test_svhn_uses_cropped_digits_and_crops_without_flipping(rgb, monkeypatch):
+def test_svhn_uses_cropped_digits_and_crops_without_flipping(tmp_path, monkeypatch):
+    ds = write_dataset(tmp_path, image_column="image", n_train=20, n_test=5, num_classes=10)  # SVHN's schema
     hub = install_fake_hub(monkeypatch)
-    hub.add("ufldl-stanford/svhn", rgb.data_files, name="cropped_digits")
-    data = load(VisionDataConfig(name="svhn", image_column="img"))
+    hub.add("ufldl-stanford/svhn", ds.data_files, name="cropped_digits")
+    data = load(VisionDataConfig(name="svhn"))
     assert [c[:3] for c in hub.calls] == [("ufldl-stanford/svhn", "cropped_digits", "train"),
                                           ("ufldl-stanford/svhn", "cropped_digits", "test")]
     assert data.augment and not data.flip

@@ -313,10 +313,8 @@ def _load_datasets(config: VisionDataConfig) -> tuple[dict[str, TensorTable], in
 
     labels, num_classes = _labels(splits, label_column, what)
     parts = _split_indices(len(train_ds), config, carve_test=test_ds is None, what=what)
-    tables = {}
-    for split, idx in parts.items():
-        source = "train" if split in ("train", "validation") or test_ds is None else "test"
-        tables[split] = (_decode_images(splits[source], image_column, idx, what), labels[source][idx])
+    tables = {split: (_decode_images(train_ds, image_column, idx, what), labels["train"][idx])
+              for split, idx in parts.items()}  # validation (and a carved test) from the training split
     if test_ds is not None:
         idx = np.arange(len(test_ds))
         tables["test"] = (_decode_images(test_ds, image_column, idx, what), labels["test"])
