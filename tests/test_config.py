@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
     ("pruning.scorer", "magnitud", "did you mean 'magnitude'?"),
     ("controls", ["reinit", "randmo_mask"], "config.controls.1: 'randmo_mask' is not one of"),
     ("domain.name", "visoin", "unknown domain 'visoin'; did you mean 'vision'?"),
-    ("domain.dataset", "cifar", "config.domain.dataset: 'cifar' is not one of 'mnist_subset', 'digits'"),
+    ("domain.dataset.validation", 2, "config.domain.dataset.validation: must be in (0, 1), got 2"),
+    ("domain.dataset.nmae", "cifar10", "config.domain.dataset.nmae: unknown key; did you mean 'name'?"),
+    ("domain.model", "resnet20", "config.domain.model: unknown vision model 'resnet20'; did you mean 'resnet_20'?"),
+    ("domain.schedule.milestones", [5, 3], "config.domain.schedule.milestones: must be increasing"),
     ("rewind.step", 30, "rewind.step: 30 must be below train.steps (30)"),
 ])
 def test_bad_configs_are_refused_with_the_key_named(key, value, message):
