@@ -21,13 +21,19 @@ Scores = dict[str, torch.Tensor]
 
 @dataclass
 class ScoringContext:
-    """What a scorer may look at. Data-free scorers use ``weights`` alone."""
+    """What a scorer may look at. Magnitude and random use ``weights`` alone; the pruning-at-init
+    scorers (SNIP, GraSP, SynFlow) use the model and what the domain adapter supplies."""
 
     weights: Mapping[str, torch.Tensor]  # current values of the prunable parameters
     mask: Mask  # the mask before this pruning step
     generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
-    model: Any = None
+    model: Any = None  # the nn.Module whose prunable parameters are ``prunable``
     domain: Any = None
+    prunable: Mapping[str, Any] | None = None  # name -> nn.Parameter of ``model``
+    batches: Sequence[Any] | None = None  # scoring batches (SNIP, GraSP), from the domain
+    loss: Callable[[Any, Any], torch.Tensor] | None = None  # (model, batch) -> scalar loss
+    forward_ones: Callable[[Any], torch.Tensor] | None = None  # model -> output on an all-ones input (SynFlow)
+    forward_ones_unavailable: str | None = None  # why the domain cannot supply forward_ones
 
 
 Scorer = Callable[[ScoringContext], Scores]
