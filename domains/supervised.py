@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -200,6 +201,16 @@ class SupervisedDomain(Domain):
         return train_loop(model, self.data.train, partial(self.loss, train=True), optimizer=self.config.optimizer, loop=self.config,
                           steps=steps, start_step=start_step, seed=seed, on_step=on_step,
                           eval_every=eval_every, validate=lambda m: self.evaluate(m, "validation"))
+
+    def scoring_batches(self, n: int, seed: int) -> list[Batch]:
+        sampler = StepBatchSampler(len(self.data.train), self.config.batch_size, seed=seed, start_step=0, steps=n)
+        return [self.data.train.__getitems__(idx) for idx in sampler]
+
+    def scoring_loss(self, model: nn.Module, batch: Batch, *, temperature: float = 1.0) -> torch.Tensor:
+        device = next(model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        _, logits = self.loss(model, batch, train=False)
+        return F.cross_entropy(logits.float() / temperature, batch["labels"])
 
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         if split not in ("train", "validation", "test"):

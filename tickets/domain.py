@@ -59,6 +59,22 @@ class Domain(abc.ABC):
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         """Metrics on ``split``; must include ``primary_metric``."""
 
+    # ---- what pruning-at-initialisation scorers may ask for (optional) -------------------------
+    forward_ones_unavailable: ClassVar[str] = "the domain supplies no all-ones input"
+
+    def scoring_batches(self, n: int, seed: int) -> list[Any] | None:
+        """``n`` training batches for data-dependent scorers (SNIP, GraSP); None: none to give."""
+        return None
+
+    def scoring_loss(self, model: nn.Module, batch: Any, *, temperature: float = 1.0) -> torch.Tensor:
+        """The training loss on a scoring batch, logits divided by ``temperature`` (GraSP: 200)."""
+        raise ValueError(f"domain {self.name!r} supplies no scoring batches, so no scoring loss")
+
+    def forward_ones(self, model: nn.Module) -> torch.Tensor | None:
+        """The model's output on an all-ones input of its input shape (SynFlow, path checks);
+        None where inputs are not dense tensors (``forward_ones_unavailable`` says why)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Where a ticket was found (data/task/environment, optimizer), for ticket.json."""
         return {"domain": self.name, **asdict(self.config)}

@@ -96,6 +96,15 @@ class NLPDomain(SupervisedDomain):
         as in Chen et al. 2020, "The Lottery Ticket Hypothesis for Pre-trained BERT Networks"."""
         return {n: p for n, p in default_prunable(model).items() if n.startswith("bert.encoder.layer.")}
 
+    forward_ones_unavailable = "token ids are not a dense input"
+
+    def forward_ones(self, model: nn.Module) -> torch.Tensor:
+        """Token ids cannot be all ones in any meaningful sense: the all-ones input is given to
+        the encoder as ``inputs_embeds`` (the embeddings are never pruned)."""
+        p = next(model.parameters())
+        ones = torch.ones((1, self.config.max_length, model.config.hidden_size), dtype=p.dtype, device=p.device)
+        return model(inputs_embeds=ones).logits
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "tokenizer_vocab_size": len(self.data.tokenizer),
                 "num_labels": self.data.num_labels,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -226,6 +227,56 @@ class RLDomain(Domain):
         if not history or history[-1]["step"] != reached:
             validate(reached)
         return TrainResult(steps=reached, history=history)
+
+    def forward_ones(self, model: nn.Module) -> torch.Tensor:
+        """Policy and value heads on an all-ones observation (the policy's own forward samples)."""
+        p = next(model.parameters())
+        obs = torch.ones((1, *model.observation_space.shape), dtype=p.dtype, device=p.device)
+        latent_pi, latent_vf = model.mlp_extractor(model.extract_features(obs))
+        return torch.cat([model.action_net(latent_pi), model.value_net(latent_vf)], dim=1)
+
+    def scoring_batches(self, n: int, seed: int) -> list[dict[str, torch.Tensor]]:
+        """``n`` batches of one episode each, played by the policy at initialisation: observations,
+        actions and discounted returns."""
+        cfg = self.config
+        env = gym.make(cfg.env_id, **cfg.env_kwargs)
+        policy = self.build_model(seed)
+        batches = []
+        try:
+            for i in range(n):
+                obs, _ = env.reset(seed=seed + i)
+                observations, actions, rewards, done = [], [], [], False
+                while not done:
+                    action, _ = policy.predict(obs, deterministic=False)
+                    observations.append(obs)
+                    actions.append(action)
+                    obs, reward, terminated, truncated, _ = env.step(action)
+                    rewards.append(float(reward))
+                    done = terminated or truncated
+                returns, g = [], 0.0
+                for r in reversed(rewards):
+                    g = r + cfg.gamma * g
+                    returns.append(g)
+                batches.append({"observations": torch.as_tensor(np.array(observations), dtype=torch.float32),
+                                "actions": torch.as_tensor(np.array(actions)),
+                                "returns": torch.tensor(returns[::-1], dtype=torch.float32)})
+        finally:
+            env.close()
+        return batches
+
+    def scoring_loss(self, model: nn.Module, batch: dict[str, torch.Tensor], *,
+                     temperature: float = 1.0) -> torch.Tensor:
+        """REINFORCE with the value as baseline, plus the value's regression on the returns: a
+        policy-gradient objective that exists at initialisation (PPO's needs old log-probs).
+        ``temperature`` divides the action logits."""
+        device = next(model.parameters()).device
+        obs = batch["observations"].to(device)
+        latent_pi, latent_vf = model.mlp_extractor(model.extract_features(obs))
+        values = model.value_net(latent_vf).squeeze(-1)
+        dist = torch.distributions.Categorical(logits=model.action_net(latent_pi) / temperature)
+        returns = batch["returns"].to(device)
+        advantages = (returns - values).detach()
+        return -(dist.log_prob(batch["actions"].to(device)) * advantages).mean() + F.mse_loss(values, returns)
 
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         if split not in SPLIT_SEEDS:

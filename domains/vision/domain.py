@@ -53,6 +53,10 @@ class VisionDomain(SupervisedDomain):
         logits = model(self.data.to_inputs(batch["images"], train=train))
         return F.cross_entropy(logits, batch["labels"]), logits
 
+    def forward_ones(self, model: nn.Module) -> torch.Tensor:
+        p = next(model.parameters())
+        return model(torch.ones((1, *self.data.input_shape), dtype=p.dtype, device=p.device))
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "input_shape": list(self.data.input_shape),
                 "num_classes": self.data.num_classes}
