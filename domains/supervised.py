@@ -130,25 +130,27 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
     prepared, opt, loader = accelerator.prepare(model, opt, loader)
     history: list[dict[str, float]] = []
     step = start_step
-    prepared.train()
-    for batch in loader:
-        torch.manual_seed(seed * 1_000_003 + step)  # dropout and augmentation replay by step
-        set_lr(opt, base_lrs, loop.schedule.factor(step, steps))
-        opt.zero_grad(set_to_none=True)
-        chunks = {k: v.chunk(loop.grad_accumulation) for k, v in batch.items()}
-        for i in range(loop.grad_accumulation):
-            last = i == loop.grad_accumulation - 1
-            with contextlib.nullcontext() if last else accelerator.no_sync(prepared):
-                loss, _ = loss_fn(prepared, {k: c[i] for k, c in chunks.items()})
-                accelerator.backward(loss / loop.grad_accumulation)
-        opt.step()
-        step += 1
-        if on_step is not None:
-            on_step(step)
-        if step == steps or (eval_every and step % eval_every == 0):
-            history.append({"step": step, **validate(model)})
-            prepared.train()
-    _release(accelerator)
+    try:
+        prepared.train()
+        for batch in loader:
+            torch.manual_seed(seed * 1_000_003 + step)  # dropout and augmentation replay by step
+            set_lr(opt, base_lrs, loop.schedule.factor(step, steps))
+            opt.zero_grad(set_to_none=True)
+            chunks = {k: v.chunk(loop.grad_accumulation) for k, v in batch.items()}
+            for i in range(loop.grad_accumulation):
+                last = i == loop.grad_accumulation - 1
+                with contextlib.nullcontext() if last else accelerator.no_sync(prepared):
+                    loss, _ = loss_fn(prepared, {k: c[i] for k, c in chunks.items()})
+                    accelerator.backward(loss / loop.grad_accumulation)
+            opt.step()
+            step += 1
+            if on_step is not None:
+                on_step(step)
+            if step == steps or (eval_every and step % eval_every == 0):
+                history.append({"step": step, **validate(model)})
+                prepared.train()
+    finally:  # also when a callback stops training (an Early-Bird draw)
+        _release(accelerator)
     return TrainResult(steps=step, history=history)
 
 

@@ -34,7 +34,7 @@ def run(tmp_path, **overrides):
 
 
 def comparable(rows):
-    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("wall_seconds", "mask_seconds")} for r in rows]
 
 
 @pytest.fixture(scope="module")

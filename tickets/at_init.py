@@ -38,7 +38,7 @@ def compressions(lo: float = 0.5, hi: float = 3.0, step: float = 0.5) -> list[fl
     x-axis of Tanaka et al. 2020, Fig. 6)."""
     if step <= 0 or hi < lo:
         raise ValueError(f"compressions: need step > 0 and hi >= lo, got lo={lo}, hi={hi}, step={step}")
-    n = int(round((hi - lo) / step))
+    n = round((hi - lo) / step)
     return [10.0 ** (lo + i * step) for i in range(n + 1)]
 
 
@@ -66,7 +66,7 @@ def schedule_densities(density: float, iterations: int = 1, schedule: Schedule =
 
 def keep_count(density: float, total: int) -> int:
     """``round(density * total)``, halves rounded up."""
-    return int(math.floor(density * total + 0.5))
+    return math.floor(density * total + 0.5)
 
 
 def prune_to_density(scores: Mapping[str, torch.Tensor], mask: Mask, names: Sequence[str], density: float) -> Mask:
@@ -169,7 +169,7 @@ def scoring_copy(
     copies: dict[str, nn.Parameter] = {}
     for name, p in prunable.items():
         c = memo.get(id(p))
-        if not isinstance(c, torch.Tensor):
+        if c is None:
             raise ValueError(f"prunable parameter {name!r} is not a parameter of the model")
         copies[name] = c  # type: ignore[assignment]
     if dtype is not None:

@@ -176,9 +176,10 @@ def path_survives(model: nn.Module, mask: Mask, forward_ones: ForwardOnes, *,
     One forward pass, through ``forward_ones`` (model -> output on an all-ones input; a float32
     input is cast to float64 by a hook on the copy), of a float64, eval-mode (no dropout) deepcopy
     of ``model`` in which every parameter named in ``mask`` is its mask (kept 1.0, pruned 0.0),
-    every other weight is 1.0, every bias (and every parameter matching a ``zero`` pattern) is
-    0.0, BatchNorm is the identity times its (masked) γ, and LayerNorm/GroupNorm/InstanceNorm are
-    replaced by their (masked) affine scale. Shortcut and downsample convs are parameters like any
+    every other weight is 1.0, every bias (a parameter whose own name contains ``bias``, e.g.
+    ``bias``, ``in_proj_bias``) and every parameter matching a ``zero`` pattern is 0.0, BatchNorm
+    is the identity times its (masked) γ, and LayerNorm/GroupNorm/InstanceNorm are replaced by
+    their (masked) affine scale. Shortcut and downsample convs are parameters like any
     other, so residual networks need no special case. ``model`` itself is not modified.
 
     Returns ``output.sum() > 0``; should the sum overflow (``nan`` from ``inf * 0``), the pass is

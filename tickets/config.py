@@ -34,7 +34,28 @@ class GroupRule:
 
 
 @dataclass
+class EarlyBirdConfig:
+    """Early-Bird tickets (You et al. 2020): the mask drawn while the dense network trains."""
+
+    every: int = 100  # steps between mask draws (the paper: every epoch)
+    window: int = 5  # how many successive masks must agree
+    epsilon: float = 0.1  # ... each within this normalised Hamming distance of the newest
+    mode: Literal["magnitude", "bn_channels"] = "magnitude"  # unstructured, or channels by BatchNorm |γ|
+    slimming: float = 0.0  # L1 penalty on BatchNorm γ (network slimming; the paper uses 1e-4)
+    rewind: bool = True  # train the ticket from θk (True) or on from the weights at the draw
+
+    def __post_init__(self):
+        if self.every < 1 or self.window < 2:
+            raise ConfigError(f"every/window: must be >= 1 and >= 2, got {self.every}, {self.window}")
+        if not 0 < self.epsilon < 1:
+            raise ConfigError(f"epsilon: must be in (0, 1), got {self.epsilon}")
+        if self.slimming < 0:
+            raise ConfigError(f"slimming: must be >= 0, got {self.slimming}")
+
+
+@dataclass
 class PruningConfig:
+    method: Literal["imp", "at_init", "early_bird"] = "imp"
     levels: int = 10  # pruning levels after the dense level 0
     fraction: float = 0.2  # of the remaining weights, pruned per level
     scope: Literal["layer", "global"] = "layer"  # rank weights per layer, or across each group
@@ -43,6 +64,11 @@ class PruningConfig:
     exclude: list[str] = field(default_factory=list)  # name patterns removed from the prunable set
     groups: list[GroupRule] = field(default_factory=list)  # per-group rates, first match wins
     mask_grads: bool = False  # also zero pruned weights' gradients (for grad clipping, LARS/LAMB)
+    # at_init and early_bird: one level per target compression (total weights / remaining weights)
+    compressions: list[float] = field(default_factory=list)
+    iterations: int | None = None  # at_init scoring rounds, exponential schedule (None: SynFlow 100, else 1)
+    scoring_batches: int = 1  # batches for SNIP and GraSP
+    early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
 
     def __post_init__(self):
         if self.levels < 0:
@@ -51,6 +77,14 @@ class PruningConfig:
             raise ConfigError(f"fraction: must be in (0, 1), got {self.fraction}")
         if self.scorer not in registry.scorers:
             raise ConfigError(f"scorer: {registry_message(registry.scorers, self.scorer)}")
+        if self.method != "imp" and not self.compressions:
+            raise ConfigError(f"compressions: method {self.method!r} needs target compressions, e.g. [10, 100, 1000]")
+        if any(c <= 1 for c in self.compressions) or self.compressions != sorted(self.compressions):
+            raise ConfigError(f"compressions: must be increasing and above 1, got {self.compressions}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ConfigError(f"iterations: must be >= 1, got {self.iterations}")
+        if self.scoring_batches < 1:
+            raise ConfigError(f"scoring_batches: must be >= 1, got {self.scoring_batches}")
 
 
 @dataclass
@@ -105,6 +139,10 @@ class ExperimentConfig:
             raise ConfigError(f"rewind.step: {self.rewind.step} must be below train.steps ({self.train.steps})")
         if len(set(self.controls)) != len(self.controls):
             raise ConfigError(f"controls: listed twice in {self.controls}")
+        if self.pruning.method == "at_init" and self.rewind.step:
+            raise ConfigError("rewind.step: pruning at initialisation trains from θ0; leave rewind.step at 0")
+        if self.transfer is not None and self.pruning.method != "imp":
+            raise ConfigError("transfer: takes tickets from its source; leave pruning.method at imp")
         if not self.name or "/" in self.name:
             raise ConfigError(f"name: must be a non-empty name without '/', got {self.name!r}")
 

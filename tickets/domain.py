@@ -61,6 +61,8 @@ class Domain(abc.ABC):
 
     # ---- what pruning-at-initialisation scorers may ask for (optional) -------------------------
     forward_ones_unavailable: ClassVar[str] = "the domain supplies no all-ones input"
+    # parameters added to activations that the path check must treat as biases (name patterns)
+    path_bias_patterns: ClassVar[tuple[str, ...]] = ()
 
     def scoring_batches(self, n: int, seed: int) -> list[Any] | None:
         """``n`` training batches for data-dependent scorers (SNIP, GraSP); None: none to give."""

@@ -66,6 +66,15 @@ def make_runner(experiment: Experiment, out: str | Path = "runs", *, show_progre
         from .transfer import TransferRun
 
         return TransferRun(experiment, out, show_progress=show_progress)
+    method = experiment.config.pruning.method
+    if method == "at_init":
+        from .prune_at_init import AtInitRun
+
+        return AtInitRun(experiment, out, show_progress=show_progress)
+    if method == "early_bird":
+        from .early_bird_run import EarlyBirdRun
+
+        return EarlyBirdRun(experiment, out, show_progress=show_progress)
     return IMPRun(experiment, out, show_progress=show_progress)
 
 

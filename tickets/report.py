@@ -17,13 +17,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         return "(no finished stages yet)"
     metric = rows[0]["metric"]
     header = (f"{'level':>5}  {'condition':<13} {'weights %':>9}  {metric:>10}  {'loss':>8}  "
-              f"{'early stop':>10}  {'wall s':>7}")
+              f"{'early stop':>10}  {'wall s':>7}  {'path':>4}  empty layers")
     lines = [header, "-" * len(header)]
     for r in rows:
         loss = "" if r.get("loss") is None else f"{r['loss']:.4f}"
         es = "" if r.get("early_stop_step") is None else str(r["early_stop_step"])
+        path = {True: "yes", False: "CUT", None: "-"}[r.get("path_survives")]
         lines.append(f"{r['level']:>5}  {r['condition']:<13} {r['weights_remaining_pct']:>9.2f}  "
-                     f"{r['value']:>10.4f}  {loss:>8}  {es:>10}  {r['wall_seconds']:>7.1f}")
+                     f"{r['value']:>10.4f}  {loss:>8}  {es:>10}  {r['wall_seconds']:>7.1f}  {path:>4}  "
+                     f"{' '.join(r.get('empty_layers') or [])}")
     return "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ from . import store
 from .errors import ConfigError
 
 TABLE_COLUMNS = ["level", "condition", "weights_remaining_pct", "metric", "value", "loss",
-                 "early_stop_step", "steps", "wall_seconds"]
+                 "early_stop_step", "steps", "wall_seconds", "path_survives", "empty_layers", "mask_seconds"]
 
 
 class RunDir:
@@ -105,6 +105,8 @@ def table_csv(rows: list[dict[str, Any]]) -> str:
 def _fmt(v: Any) -> str:
     if v is None:
         return ""
+    if isinstance(v, list):
+        return " ".join(str(x) for x in v)
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)

@@ -29,6 +29,7 @@ from torch import nn
 
 from . import distributed, progress
 from .artifact import Ticket
+from .collapse import diagnose
 from .config import Experiment
 from .domain import Domain, TrainResult
 from .enforce import MaskEnforcer
@@ -83,6 +84,8 @@ class Runner(abc.ABC):
         self.shapes = {n: p.shape for n, p in self.prunable(template).items()}
         rules = [(g.pattern, g.fraction) for g in self.config.pruning.groups]
         self.groups: list[Group] = assign_groups(list(self.shapes), rules, self.config.pruning.fraction)
+        self.forward_ones = self.domain.forward_ones if self.domain.forward_ones(template) is not None else None
+        self.mask_seconds: dict[int, float] = {}
         self.check(template)
 
     # ---- what a strategy provides -----------------------------------------------------------
@@ -134,7 +137,9 @@ class Runner(abc.ABC):
                 bar.update(1)
             mask = Mask({n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
             for level in self.levels():
+                t0 = time.perf_counter()
                 mask = distributed.broadcast_mask(self.level_mask(level, mask))
+                self.mask_seconds.setdefault(level, time.perf_counter() - t0)
                 if mask.empty_layers() and distributed.is_main():
                     progress.message(f"warning: level {level} leaves no weight in {', '.join(mask.empty_layers())} "
                                      "(layer collapse)")
@@ -180,8 +185,9 @@ class Runner(abc.ABC):
             mask = CONTROL_MASKS[condition](mask, torch.Generator().manual_seed(seed))
         if condition == "ticket" and distributed.is_main():
             rewind_file = self.ticket_rewind_file(level, model)
+            found = {**self.ticket_meta(level), "mask_seconds": self.mask_seconds.get(level)}
             meta = {"domain": self.domain.name, "model": self.domain.model_identity(model),
-                    "found": self.ticket_meta(level), "where": self.domain.describe(),
+                    "found": found, "where": self.domain.describe(),
                     "config_hash": self.experiment.hash()}
             ticket = Ticket(mask, None if rewind_file else capture(model), meta)
             ticket.save(self.run.ticket_dir(level), rewind_file=rewind_file)
@@ -216,7 +222,11 @@ class Runner(abc.ABC):
         if distributed.is_main():
             if condition in ("dense", "ticket"):
                 write_tensors(self.run.trained_path(level, condition), {n: p.detach() for n, p in prunable.items()})
-            self.run.finish(level, condition, self._row(level, condition, mask, metrics, result, wall))
+            row = self._row(level, condition, mask, metrics, result, wall)
+            row["collapse"] = diagnose(model, mask, self.forward_ones, zero=self.domain.path_bias_patterns)
+            row["path_survives"] = row["collapse"]["path_survives"]
+            row["mask_seconds"] = self.mask_seconds.get(level)
+            self.run.finish(level, condition, row)
         distributed.barrier()
 
     def _row(self, level, condition, mask, metrics, result, wall) -> dict[str, Any]:

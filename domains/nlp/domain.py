@@ -97,6 +97,7 @@ class NLPDomain(SupervisedDomain):
         return {n: p for n, p in default_prunable(model).items() if n.startswith("bert.encoder.layer.")}
 
     forward_ones_unavailable = "token ids are not a dense input"
+    path_bias_patterns = ("*position_embeddings*", "*token_type_embeddings*")
 
     def forward_ones(self, model: nn.Module) -> torch.Tensor:
         """Token ids cannot be all ones in any meaningful sense: the all-ones input is given to

@@ -1,0 +1,73 @@
+"""Early-Bird tickets as an experiment (You et al. 2020): for each target compression, train the
+dense network from θ0 while drawing masks every few steps; the ticket is the first mask that the
+last ``window`` masks agree on. It then trains from θk (``rewind``) or on from the weights at the
+draw, next to the controls. The step of the draw is the time-to-ticket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import distributed
+from .artifact import Ticket
+from .at_init import density_of
+from .early_bird import EarlyBirdMonitor, TicketDrawn, channel_to_weight_mask, slimming_penalty
+from .masks import Mask
+from .rewind import capture, load_state
+from .runner import Runner, seed_everything, stage_seed
+from .store import read_json, write_json
+
+
+class EarlyBirdRun(Runner):
+    method = "early_bird"
+
+    def levels(self) -> list[int]:
+        return list(range(1, len(self.config.pruning.compressions) + 1))
+
+    def _draw_path(self, level: int) -> Path:
+        return self.run.level_dir(level) / "early_bird.json"
+
+    def level_mask(self, level: int, previous: Mask) -> Mask:
+        if self.run.done(level, "ticket"):
+            return Ticket.load(self.run.ticket_dir(level), with_rewind=False).mask
+        cfg, eb = self.config, self.config.pruning.early_bird
+        seed_everything(stage_seed(cfg.seed, level, "search"))
+        model = self.domain.build_model(seed=cfg.seed)
+        load_state(model, self.run.load_state("init"))
+        prunable = self.prunable(model)
+        monitor = EarlyBirdMonitor(model, prunable, density_of(cfg.pruning.compressions[level - 1]), eb.every,
+                                   mode=eb.mode, window=eb.window, epsilon=eb.epsilon)
+        penalty = slimming_penalty(model, eb.slimming) if eb.slimming else None
+        try:
+            self.domain.train(model, steps=cfg.train.steps, seed=cfg.seed, on_step=monitor)
+            mask, step = monitor.current_mask(), None  # never drawn: the mask at the end of the budget
+        except TicketDrawn as drawn:
+            mask, step = drawn.mask, drawn.step
+        finally:
+            if penalty is not None:
+                penalty.remove()
+        if eb.mode == "bn_channels":
+            mask = channel_to_weight_mask(model, mask)
+            mask = Mask({n: mask[n] if n in mask else prunable[n].new_ones(prunable[n].shape, dtype=bool).cpu()
+                         for n in prunable})
+        if distributed.is_main():
+            self.run.save_state(f"level_{level:02d}/drawn", capture(model))
+            write_json(self._draw_path(level), {**monitor.summary(), "drawn_step": step})
+        distributed.barrier()
+        return mask
+
+    def start_step(self) -> int:
+        return self.config.rewind.step if self.config.pruning.early_bird.rewind else 0
+
+    def load_start_weights(self, model: nn.Module, level: int) -> None:
+        name = "rewind" if self.config.pruning.early_bird.rewind else f"level_{level:02d}/drawn"
+        load_state(model, self.run.load_state(name))
+
+    def ticket_meta(self, level: int) -> dict[str, Any]:
+        p = self.config.pruning
+        draw = read_json(self._draw_path(level)) if self._draw_path(level).is_file() else {}
+        return {"method": "early_bird", "level": level, "compression": p.compressions[level - 1],
+                "drawn_step": draw.get("drawn_step"), "search": draw, "rewind": p.early_bird.rewind,
+                "seed": self.config.seed}

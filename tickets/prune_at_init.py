@@ -1,0 +1,76 @@
+"""Pruning at initialisation as an experiment: for each target compression, a scorer (SNIP,
+GraSP, SynFlow, magnitude, random) draws a mask at θ0 in one or more rounds, the masked network
+trains from θ0, and the controls train beside it under the same budget."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import registry
+from .artifact import Ticket
+from .at_init import density_of, prune_at_init
+from .masks import Mask
+from .rewind import load_state
+from .runner import Runner, stage_seed
+from .scorers import ScoringContext
+
+DEFAULT_ITERATIONS = {"synflow": 100}  # Tanaka et al. 2020; one-shot for the others
+TEMPERATURES = {"grasp": 200.0}  # Wang et al. 2020 divide the logits by T = 200
+
+
+def scoring_context(domain, model: nn.Module, prunable, mask: Mask, *, scorer: str, batches, seed: int,
+                    forward_ones) -> ScoringContext:
+    return ScoringContext(
+        weights={n: p.detach() for n, p in prunable.items()}, mask=mask,
+        generator=torch.Generator().manual_seed(seed), model=model, domain=domain, prunable=prunable,
+        batches=batches, loss=partial(domain.scoring_loss, temperature=TEMPERATURES.get(scorer, 1.0)),
+        forward_ones=forward_ones, forward_ones_unavailable=domain.forward_ones_unavailable)
+
+
+class AtInitRun(Runner):
+    method = "at_init"
+
+    def check(self, template: nn.Module) -> None:
+        p = self.config.pruning
+        self.scorer = registry.scorers.get(p.scorer)
+        self.iterations = p.iterations or DEFAULT_ITERATIONS.get(p.scorer, 1)
+        if p.scorer == "synflow" and self.forward_ones is None:
+            raise ValueError(f"pruning.scorer: SynFlow needs an all-ones input, and domain {self.domain.name!r} "
+                             f"cannot give one: {self.domain.forward_ones_unavailable}")
+
+    def levels(self) -> list[int]:
+        return list(range(1, len(self.config.pruning.compressions) + 1))
+
+    def level_mask(self, level: int, previous: Mask) -> Mask:
+        if self.run.done(level, "ticket"):
+            return Ticket.load(self.run.ticket_dir(level), with_rewind=False).mask
+        cfg = self.config
+        model = self.domain.build_model(seed=cfg.seed)
+        load_state(model, self.run.load_state("init"))
+        prunable = self.prunable(model)
+        seed = stage_seed(cfg.seed, level, "score")
+        batches = self.domain.scoring_batches(cfg.pruning.scoring_batches, seed)
+        ones = Mask({n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
+
+        def make_ctx(mask: Mask) -> ScoringContext:
+            return scoring_context(self.domain, model, prunable, mask, scorer=cfg.pruning.scorer, batches=batches,
+                                   seed=seed, forward_ones=self.forward_ones)
+
+        density = density_of(cfg.pruning.compressions[level - 1])
+        return prune_at_init(self.scorer, make_ctx, ones, list(prunable), density, iterations=self.iterations)
+
+    def load_start_weights(self, model: nn.Module, level: int) -> None:
+        load_state(model, self.run.load_state("init"))
+
+    def ticket_rewind_file(self, level: int, model: nn.Module) -> Path:
+        return self.run.state_path("init")
+
+    def ticket_meta(self, level: int) -> dict[str, Any]:
+        p = self.config.pruning
+        return {"method": "at_init", "scorer": p.scorer, "level": level, "compression": p.compressions[level - 1],
+                "iterations": self.iterations, "scoring_batches": p.scoring_batches, "seed": self.config.seed}
