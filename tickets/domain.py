@@ -86,6 +86,16 @@ class Domain(abc.ABC):
         return {"class": f"{cls.__module__}.{cls.__qualname__}"}
 
 
+def forward_ones_of(domain: Domain, model: nn.Module) -> Callable[[nn.Module], torch.Tensor] | None:
+    """``domain.forward_ones`` if the domain gives an all-ones forward for ``model``, else None
+    (probed on an eval-mode copy, so the model's BatchNorm statistics are untouched)."""
+    import copy
+
+    probe = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        return domain.forward_ones if domain.forward_ones(probe) is not None else None
+
+
 def check_domain(domain: Domain, steps: int = 2) -> dict[str, Any]:
     """Run a domain through the whole contract: build, select, mask, train, check pruned weights
     stay zero, evaluate, save and reload a ticket. Raises ``AssertionError`` naming the broken

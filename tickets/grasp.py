@@ -45,7 +45,15 @@ SAMPLES_PER_CLASS = 10  # the paper's sample: 10 examples of each class
 def hessian_gradient_product(model: nn.Module, params: Mapping[str, nn.Parameter], batches: Sequence[Any],
                              loss: LossFn, g: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``H g`` (``H``: the Hessian of ``loss`` w.r.t. ``params``, averaged over ``batches``) by
-    double back-propagation."""
+    double back-propagation. Fused attention kernels have no second derivative, so scaled
+    dot-product attention runs on its math kernel here (transformers)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]):
+        return _hessian_gradient_product(model, params, batches, loss, g)
+
+
+def _hessian_gradient_product(model, params, batches, loss, g) -> dict[str, torch.Tensor]:
     names = list(params)
     tensors = [params[n] for n in names]
     total = [torch.zeros_like(p) for p in tensors]

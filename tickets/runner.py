@@ -31,7 +31,7 @@ from . import distributed, progress
 from .artifact import Ticket
 from .collapse import diagnose
 from .config import Experiment
-from .domain import Domain, TrainResult
+from .domain import Domain, TrainResult, forward_ones_of
 from .enforce import MaskEnforcer
 from .masks import Mask
 from .rewind import apply_mask, capture, random_mask, shuffled_mask
@@ -84,7 +84,7 @@ class Runner(abc.ABC):
         self.shapes = {n: p.shape for n, p in self.prunable(template).items()}
         rules = [(g.pattern, g.fraction) for g in self.config.pruning.groups]
         self.groups: list[Group] = assign_groups(list(self.shapes), rules, self.config.pruning.fraction)
-        self.forward_ones = self.domain.forward_ones if self.domain.forward_ones(template) is not None else None
+        self.forward_ones = forward_ones_of(self.domain, template)
         self.mask_seconds: dict[int, float] = {}
         self.check(template)
 

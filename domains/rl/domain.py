@@ -229,10 +229,11 @@ class RLDomain(Domain):
         return TrainResult(steps=reached, history=history)
 
     def forward_ones(self, model: nn.Module) -> torch.Tensor:
-        """Policy and value heads on an all-ones observation (the policy's own forward samples)."""
+        """Policy and value heads on an all-ones observation (the policy's own forward samples, and
+        its preprocessing casts to float32, so the features extractor is called directly)."""
         p = next(model.parameters())
         obs = torch.ones((1, *model.observation_space.shape), dtype=p.dtype, device=p.device)
-        latent_pi, latent_vf = model.mlp_extractor(model.extract_features(obs))
+        latent_pi, latent_vf = model.mlp_extractor(model.features_extractor(obs))
         return torch.cat([model.action_net(latent_pi), model.value_net(latent_vf)], dim=1)
 
     def scoring_batches(self, n: int, seed: int) -> list[dict[str, torch.Tensor]]:
