@@ -1,0 +1,45 @@
+"""The scripts in scripts/ run end to end on tiny budgets."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import vision_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd=ROOT):
+    proc = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_compare_finders_trains_every_finder_and_marks_collapse(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(vision_config(**{"train.steps": 6, "train.eval_every": 3, "pruning.groups": [],
+                                                   "pruning.early_bird": {"every": 1, "window": 2,
+                                                                          "epsilon": 0.5}})))
+    out = run(ROOT / "scripts/compare_finders.py", cfg, "--compressions", "2", "1000", "--out", tmp_path / "cmp")
+    rows = list(csv.DictReader(open(tmp_path / "cmp/compare.csv")))
+    assert {r["finder"] for r in rows} == {"imp", "early_bird", "magnitude", "random", "snip", "grasp", "synflow"}
+    assert all(r["value"] and r["random_mask_value"] for r in rows)
+    assert (tmp_path / "cmp/compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert "highest compression before collapse" in out
+
+
+def test_compare_finders_masks_only(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(vision_config()))
+    run(ROOT / "scripts/compare_finders.py", cfg, "--masks-only", "--compressions", "10", "1000",
+        "--finders", "magnitude", "synflow", "--out", tmp_path / "cmp")
+    rows = list(csv.DictReader(open(tmp_path / "cmp/compare_masks.csv")))
+    synflow = {r["compression"]: r for r in rows if r["finder"] == "synflow"}
+    assert synflow["1000"]["path_survives"] == "True"  # SynFlow avoids layer collapse at 10^3
+
+
+def test_benchmarks_run(tmp_path):
+    assert "tickets MaskEnforcer" in run(ROOT / "scripts/bench_masking.py", "--steps", "3", "--rounds", "2")
