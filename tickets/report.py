@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .collapse import max_compression_before_collapse
 from .run_dir import RunDir
 
 STYLE = {"dense": ("black", "o"), "ticket": ("tab:blue", "o"), "reinit": ("tab:orange", "s"),
@@ -26,6 +27,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"{r['level']:>5}  {r['condition']:<13} {r['weights_remaining_pct']:>9.2f}  "
                      f"{r['value']:>10.4f}  {loss:>8}  {es:>10}  {r['wall_seconds']:>7.1f}  {path:>4}  "
                      f"{' '.join(r.get('empty_layers') or [])}")
+    tickets = [(100.0 / r["weights_remaining_pct"], r["path_survives"]) for r in rows
+               if r["condition"] == "ticket" and r.get("path_survives") is not None and r["weights_remaining_pct"] > 0]
+    if tickets:
+        best = max_compression_before_collapse(tickets)
+        lines.append(f"\nhighest compression with an input-to-output path (tickets): "
+                     f"{'none' if best is None else f'{best:.4g}x'}"
+                     f"{'' if all(p for _, p in tickets) else '; collapsed beyond it'}")
     return "\n".join(lines)
 
 
