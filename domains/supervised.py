@@ -200,7 +200,8 @@ class SupervisedDomain(Domain):
 
     def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
               on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
-        return train_loop(model, self.data.train, partial(self.loss, train=True), optimizer=self.config.optimizer, loop=self.config,
+        return train_loop(model, self.data.train, partial(self.loss, train=True), optimizer=self.config.optimizer,
+                          loop=self.config,
                           steps=steps, start_step=start_step, seed=seed, on_step=on_step,
                           eval_every=eval_every, validate=lambda m: self.evaluate(m, "validation"))
 

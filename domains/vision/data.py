@@ -34,16 +34,17 @@ are int64. ``mean`` and ``std`` are per channel, of the training split actually 
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from domains.supervised import TensorTable
+
+from .augment import random_crop_flip
+from .decode import decode_images
 from tickets.errors import ConfigError, did_you_mean
 
 
@@ -169,27 +170,6 @@ class ImageData:
         return self._stats[key]
 
 
-def random_crop_flip(x: torch.Tensor, *, padding: int, flip: bool) -> torch.Tensor:
-    """For each image: pad with zeros, take a random H x W window (offsets uniform in
-    0..2*padding, rows then columns), and mirror it horizontally with probability 1/2 (where
-    ``flip``). Draws, in order: row offsets, column offsets, flips, from the global RNG of
-    ``x``'s device."""
-    n, c, h, w = x.shape
-    device = x.device
-    span = 2 * padding + 1
-    dy = torch.randint(0, span, (n,), device=device)
-    dx = torch.randint(0, span, (n,), device=device)
-    cols = torch.arange(w, device=device).expand(n, w)
-    if flip:
-        flipped = torch.rand(n, device=device) < 0.5
-        cols = torch.where(flipped[:, None], w - 1 - cols, cols)
-    rows = dy[:, None] + torch.arange(h, device=device)  # n x h
-    cols = dx[:, None] + cols  # n x w
-    padded = F.pad(x, (padding, padding, padding, padding))
-    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))
-    return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
-
-
 # ---------------------------------------------------------------------------------------------
 # loading
 
@@ -313,11 +293,11 @@ def _load_datasets(config: VisionDataConfig) -> tuple[dict[str, TensorTable], in
 
     labels, num_classes = _labels(splits, label_column, what)
     parts = _split_indices(len(train_ds), config, carve_test=test_ds is None, what=what)
-    tables = {split: (_decode_images(train_ds, image_column, idx, what), labels["train"][idx])
+    tables = {split: (decode_images(train_ds, image_column, idx, what), labels["train"][idx])
               for split, idx in parts.items()}  # validation (and a carved test) from the training split
     if test_ds is not None:
         idx = np.arange(len(test_ds))
-        tables["test"] = (_decode_images(test_ds, image_column, idx, what), labels["test"])
+        tables["test"] = (decode_images(test_ds, image_column, idx, what), labels["test"])
 
     channels = max(images.shape[1] for images, _ in tables.values())
     sizes = {split: images.shape[2:] for split, (images, _) in tables.items()}
@@ -370,71 +350,3 @@ def _labels(splits: dict[str, Any], column: str, what: str) -> tuple[dict[str, n
                               f"{feature.num_classes} class names")
         return labels, feature.num_classes
     return labels, top
-
-
-_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
-_CHUNK = 2048
-
-
-def _decode_images(ds, column: str, indices: np.ndarray, what: str) -> np.ndarray:
-    """Images ``indices`` of ``ds`` as uint8 ``N x C x H x W``. Image features are decoded from
-    their stored bytes with PIL (about 3x faster than ``with_format("numpy")``); a column of
-    paths is read as images; array columns are taken as they are."""
-    import datasets
-    import PIL.Image
-
-    feature = ds.features[column]
-    if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
-        ds = ds.cast_column(column, datasets.Image())
-        feature = ds.features[column]
-    if not isinstance(feature, datasets.Image):
-        rows = ds.select_columns([column]).with_format("numpy")[indices.tolist()]
-        return _array_images(np.asarray(rows[column]), column, what)
-    n = len(indices)
-    out: np.ndarray | None = None
-    shape = None
-    arrow = ds.select_columns([column]).with_format("arrow")
-    for start in range(0, n, _CHUNK):
-        chunk = arrow[indices[start:start + _CHUNK].tolist()].column(column).combine_chunks()
-        for offset, (data, path) in enumerate(zip(chunk.field("bytes").to_pylist(), chunk.field("path").to_pylist())):
-            i = start + offset
-            with PIL.Image.open(io.BytesIO(data) if data is not None else path) as im:
-                gray = im.mode in _GRAY_MODES
-                if out is None:
-                    shape = (im.height, im.width)
-                    out = np.empty((n, 1 if gray else 3, *shape), dtype=np.uint8)
-                elif (im.height, im.width) != shape:
-                    raise ConfigError(f"image_column: the images of {what} differ in size: {shape[1]}x{shape[0]} and "
-                                      f"{im.width}x{im.height} (row {int(indices[i])}); this loader does not resize")
-                if not gray and out.shape[1] == 1:  # a colour image among grayscale ones: all RGB
-                    out = np.repeat(out, 3, axis=1)
-                target = "L" if out.shape[1] == 1 else "RGB"
-                arr = np.asarray(im if im.mode == target else im.convert(target))
-            if arr.ndim == 2:
-                out[i, 0] = arr
-            else:
-                out[i] = arr.transpose(2, 0, 1)
-    if out is None:
-        raise ConfigError(f"image_column: no images in {what}")
-    return out
-
-
-def _array_images(arr: np.ndarray, column: str, what: str) -> np.ndarray:
-    """N x H x W, N x H x W x C or N x C x H x W (C of 1 or 3) arrays of 0..255 (or 0..1 floats) to uint8 NCHW."""
-    if arr.dtype == object or arr.ndim not in (3, 4):
-        raise ConfigError(f"image_column: {column!r} of {what} is neither an Image feature nor an array of "
-                          f"equal-sized images (got {arr.dtype} of shape {arr.shape})")
-    if arr.ndim == 3:
-        arr = arr[:, None]
-    elif arr.shape[-1] in (1, 3) and arr.shape[1] not in (1, 3):
-        arr = arr.transpose(0, 3, 1, 2)
-    elif arr.shape[1] not in (1, 3):
-        raise ConfigError(f"image_column: {column!r} of {what} has shape {arr.shape}: expected 1 or 3 channels")
-    if arr.dtype.kind == "f":
-        scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
-        arr = np.rint(arr * scale)
-    if arr.dtype.kind == "b":
-        arr = arr.astype(np.uint8) * 255
-    if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise ConfigError(f"image_column: {column!r} of {what} has values outside 0..255")
-    return np.ascontiguousarray(arr, dtype=np.uint8)
