@@ -73,7 +73,9 @@ def test_config_runs_every_level(path, tmp_path, request):
     exp, run = run_config(path, tmp_path, tiny_data, extra)
     rows = run.rows()
     pruned_by = load_experiment(ROOT / source.source) if source is not None else exp
-    levels = (source and source.levels) or list(range(1, pruned_by.config.pruning.levels + 1))
+    p = pruned_by.config.pruning
+    count = p.levels if p.method == "imp" else len(p.compressions)
+    levels = (source and source.levels) or list(range(1, count + 1))
     expected = [(0, "dense")] + [(lvl, c) for lvl in levels for c in ["ticket", *sorted(exp.config.controls)]]
     assert [(r["level"], r["condition"]) for r in rows] == expected
     assert rows[-1]["weights_remaining_pct"] < 100.0
