@@ -125,6 +125,9 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
                           f"processes x {loop.grad_accumulation} micro-batches")
     sampler = StepBatchSampler(len(data), loop.batch_size, seed=seed, start_step=start_step, steps=steps)
     loader = DataLoader(data, batch_sampler=sampler, collate_fn=_identity)
+    if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
+        # BatchNorm over the whole step's batch, as on one process (same Parameter objects)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = optimizer.build(model.parameters())
     base_lrs = [g["lr"] for g in opt.param_groups]
     prepared, opt, loader = accelerator.prepare(model, opt, loader)

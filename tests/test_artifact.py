@@ -103,3 +103,14 @@ def test_failed_save_leaves_the_old_ticket_intact(tmp_path, tiny_mlp, monkeypatc
     monkeypatch.undo()
     assert Ticket.load(tmp_path / "t").mask == good.mask
     assert [p.name for p in tmp_path.iterdir()] == ["t"]  # no temporary left behind
+
+
+def test_an_adapted_head_that_fits_is_still_replaced(tiny_mlp):
+    ticket = make_ticket(tiny_mlp)
+    torch.manual_seed(3)
+    target = TinyMLP()  # same shapes: e.g. CIFAR-10 -> SVHN, 10 classes both
+    head = target.layers[2].weight.detach().clone()
+    mask = ticket.apply(target, default_prunable(target), adapt=["layers.2.*"], head_policy="dense")
+    assert mask["layers.2.weight"].all()
+    assert torch.equal(target.layers[2].weight.detach(), head)  # the target's own initialisation
+    assert torch.equal(mask["layers.0.weight"], ticket.mask["layers.0.weight"])

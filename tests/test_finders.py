@@ -91,3 +91,24 @@ def test_finder_configs_are_checked():
         load_experiment(vision_config(**{"pruning.method": "at_init"}))
     with pytest.raises(ConfigError, match="rewind.step: pruning at initialisation trains from θ0"):
         load_experiment(at_init("snip", **{"rewind.step": 5}))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"pruning.scorer": "snip"}, "pruning.scorer: IMP scores the trained weights with magnitude or random"),
+    ({"pruning.method": "early_bird", "pruning.compressions": [5], "pruning.early_bird": {"mode": "bn_channels"}},
+     "pruning.early_bird.mode: LeNet300100 has no BatchNorm layer"),
+    ({"pruning.method": "early_bird", "pruning.compressions": [5], "pruning.early_bird": {"every": 500}},
+     "pruning.early_bird.every: 500 is beyond train.steps"),
+])
+def test_finder_settings_that_cannot_run_are_refused_before_training(tmp_path, overrides, message):
+    exp = load_experiment(vision_config(**{"pruning.groups": [], **overrides}))
+    with pytest.raises(ConfigError, match=message):
+        make_runner(exp, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_rl_rewind_steps_must_fall_on_a_rollout(tmp_path):
+    cfg = {"name": "rl", "domain": {"name": "rl", "n_steps": 32, "batch_size": 32, "net_arch": [16]},
+           "train": {"steps": 128}, "rewind": {"step": 40}}
+    with pytest.raises(ConfigError, match=r"rewind.step: 40 is not a step the rl loop reports \(it reports every 32 steps\)"):
+        make_runner(load_experiment(cfg), tmp_path)

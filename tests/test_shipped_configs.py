@@ -49,6 +49,8 @@ def tiny_overrides(path: Path, tiny_data) -> list[str]:
     out = list(TINY[domain])
     if exp.config.rewind.step:
         out.append("rewind.step=1")  # late rewinding still exercised
+    if exp.config.pruning.method == "early_bird":
+        out.append("pruning.early_bird.every=1")
     if domain == "vision":
         from domains.vision.models import MODELS
 

@@ -143,8 +143,8 @@ class Ticket:
 
     @torch.no_grad()
     def load_weights(self, model: nn.Module, *, adapt: Sequence[str] = ()) -> None:
-        """Copy the rewind weights into ``model`` where names and shapes fit; adapted layers that
-        do not fit keep the model's own weights."""
+        """Copy the rewind weights into ``model`` where names and shapes fit; parameters named in
+        ``adapt`` keep the model's own weights."""
         if self.rewind is None:
             raise ValueError("this ticket was loaded or saved without rewind weights")
         state = model.state_dict()
@@ -153,7 +153,7 @@ class Ticket:
             raise TicketMismatchError("ticket's rewind weights do not fit the model "
                                       f"{type(model).__name__}:\n" + "\n".join(problems))
         for name, value in self.rewind.items():
-            if name in state and tuple(state[name].shape) == tuple(value.shape):
+            if name in state and tuple(state[name].shape) == tuple(value.shape) and not _matches(name, adapt):
                 state[name].copy_(value)
 
     def _rewind_problems(self, state: Mapping[str, torch.Tensor], adapt: Sequence[str]) -> list[str]:
@@ -172,12 +172,12 @@ class Ticket:
         problems: list[str] = []
         adapted: set[str] = set()
         for name, p in prunable.items():
-            fits = name in self.mask and tuple(self.mask[name].shape) == tuple(p.shape)
-            if fits:
-                continue
-            if _matches(name, adapt):
+            if _matches(name, adapt):  # adapted whether or not it fits: a new head is a new head
                 adapted.add(name)
-            elif name not in self.mask:
+                continue
+            if name in self.mask and tuple(self.mask[name].shape) == tuple(p.shape):
+                continue
+            if name not in self.mask:
                 problems.append(f"  {name}: prunable in the model {tuple(p.shape)}, not in the ticket")
             else:
                 problems.append(f"  {name}: ticket {tuple(self.mask[name].shape)}, model {tuple(p.shape)}")

@@ -59,6 +59,10 @@ class Domain(abc.ABC):
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         """Metrics on ``split``; must include ``primary_metric``."""
 
+    def step_multiple(self) -> int:
+        """The loop reports steps in multiples of this (RL: one rollout); rewind steps must be one."""
+        return 1
+
     # ---- what pruning-at-initialisation scorers may ask for (optional) -------------------------
     forward_ones_unavailable: ClassVar[str] = "the domain supplies no all-ones input"
     # parameters added to activations that the path check must treat as biases (name patterns)

@@ -10,10 +10,12 @@ from typing import Any
 
 from torch import nn
 
-from . import distributed
+from . import distributed, progress
 from .artifact import Ticket
 from .at_init import density_of
-from .early_bird import EarlyBirdMonitor, TicketDrawn, channel_to_weight_mask, slimming_penalty
+from .early_bird import (EarlyBirdMonitor, TicketDrawn, batchnorm_weights, bn_channel_mask, channel_to_weight_mask,
+                         slimming_penalty)
+from .errors import ConfigError
 from .masks import Mask
 from .rewind import capture, load_state
 from .runner import Runner, seed_everything, stage_seed
@@ -22,6 +24,17 @@ from .store import read_json, write_json
 
 class EarlyBirdRun(Runner):
     method = "early_bird"
+
+    def check(self, template: nn.Module) -> None:
+        eb = self.config.pruning.early_bird
+        if (eb.mode == "bn_channels" or eb.slimming) and not batchnorm_weights(template):
+            key = "mode" if eb.mode == "bn_channels" else "slimming"
+            raise ConfigError(f"pruning.early_bird.{key}: {type(template).__name__} has no BatchNorm layer "
+                              "to rank channels by or to penalise")
+        if eb.mode == "bn_channels":
+            channel_to_weight_mask(template, bn_channel_mask(template, 0.5))  # fails now if BN follows no conv
+        if eb.every > self.config.train.steps:
+            raise ConfigError(f"pruning.early_bird.every: {eb.every} is beyond train.steps ({self.config.train.steps})")
 
     def levels(self) -> list[int]:
         return list(range(1, len(self.config.pruning.compressions) + 1))
@@ -43,6 +56,9 @@ class EarlyBirdRun(Runner):
         try:
             self.domain.train(model, steps=cfg.train.steps, seed=cfg.seed, on_step=monitor)
             mask, step = monitor.current_mask(), None  # never drawn: the mask at the end of the budget
+            if distributed.is_main():
+                progress.message(f"warning: level {level}: no Early-Bird ticket was drawn within train.steps; "
+                                 "using the mask of the fully trained network")
         except TicketDrawn as drawn:
             mask, step = drawn.mask, drawn.step
         finally:
@@ -58,8 +74,13 @@ class EarlyBirdRun(Runner):
         distributed.barrier()
         return mask
 
-    def start_step(self) -> int:
-        return self.config.rewind.step if self.config.pruning.early_bird.rewind else 0
+    def start_step(self, level: int) -> int:
+        """θk's step when rewinding; else the draw's step (training goes on from there, every
+        condition with the same remaining budget; the full budget if nothing was drawn)."""
+        if self.config.pruning.early_bird.rewind:
+            return self.config.rewind.step
+        drawn = read_json(self._draw_path(level)).get("drawn_step")
+        return self.config.train.steps if drawn is None else drawn
 
     def load_start_weights(self, model: nn.Module, level: int) -> None:
         name = "rewind" if self.config.pruning.early_bird.rewind else f"level_{level:02d}/drawn"

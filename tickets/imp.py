@@ -15,6 +15,7 @@ from torch import nn
 from . import registry
 from .artifact import Ticket
 from .config import Experiment
+from .errors import ConfigError
 from .masks import Mask
 from .rewind import load_state
 from .run_dir import RunDir
@@ -25,16 +26,23 @@ from .store import read_tensors
 __all__ = ["IMPRun", "make_runner", "run_experiment", "early_stop"]
 
 
+IMP_SCORERS = ("magnitude", "random")
+
+
 class IMPRun(Runner):
     method = "imp"
 
     def check(self, template: nn.Module) -> None:
-        self.scorer = registry.scorers.get(self.config.pruning.scorer)
+        scorer = self.config.pruning.scorer
+        if scorer not in IMP_SCORERS:
+            raise ConfigError(f"pruning.scorer: IMP scores the trained weights with {' or '.join(IMP_SCORERS)}; "
+                              f"{scorer!r} scores at initialisation (pruning.method: at_init)")
+        self.scorer = registry.scorers.get(scorer)
 
     def levels(self) -> list[int]:
         return list(range(1, self.config.pruning.levels + 1))
 
-    def start_step(self) -> int:
+    def start_step(self, level: int) -> int:
         return self.config.rewind.step
 
     def level_mask(self, level: int, previous: Mask) -> Mask:

@@ -36,17 +36,20 @@ class RunDir:
         self.path = Path(path)
 
     # ---- config --------------------------------------------------------------------------------
+    def check_claim(self, resolved: dict[str, Any]) -> None:
+        """Refuse a directory that holds a run of another config (read-only: every process can
+        check, so none waits for a main process that failed)."""
+        cfg_path = self.path / "config.yaml"
+        if cfg_path.exists() and yaml.safe_load(cfg_path.read_text()) != yaml.safe_load(yaml.safe_dump(resolved)):
+            raise ConfigError(f"{self.path}: holds a run with a different config; "
+                              "choose another --out or remove the directory")
+
     def claim(self, resolved: dict[str, Any]) -> None:
         """Write config.yaml, or check that an existing run has the same config."""
+        self.check_claim(resolved)
         cfg_path = self.path / "config.yaml"
-        text = yaml.safe_dump(resolved, sort_keys=False)
-        if cfg_path.exists():
-            old = yaml.safe_load(cfg_path.read_text())
-            if old != yaml.safe_load(text):
-                raise ConfigError(f"{self.path}: holds a run with a different config; "
-                                  "choose another --out or remove the directory")
-            return
-        store.write_text(cfg_path, text)
+        if not cfg_path.exists():
+            store.write_text(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
 
     def config(self) -> dict[str, Any]:
         return yaml.safe_load((self.path / "config.yaml").read_text())

@@ -32,6 +32,7 @@ from .artifact import Ticket
 from .collapse import diagnose
 from .config import Experiment
 from .domain import Domain, TrainResult, forward_ones_of
+from .errors import ConfigError
 from .enforce import MaskEnforcer
 from .masks import Mask
 from .rewind import apply_mask, capture, random_mask, shuffled_mask
@@ -85,6 +86,10 @@ class Runner(abc.ABC):
         rules = [(g.pattern, g.fraction) for g in self.config.pruning.groups]
         self.groups: list[Group] = assign_groups(list(self.shapes), rules, self.config.pruning.fraction)
         self.forward_ones = forward_ones_of(self.domain, template)
+        multiple = self.domain.step_multiple()
+        if self.config.rewind.step % multiple:
+            raise ConfigError(f"rewind.step: {self.config.rewind.step} is not a step the {self.domain.name} loop reports "
+                              f"(it reports every {multiple} steps)")
         self.mask_seconds: dict[int, float] = {}
         self.check(template)
 
@@ -108,7 +113,7 @@ class Runner(abc.ABC):
     def ticket_meta(self, level: int) -> dict[str, Any]:
         """How the level's ticket was found, for ticket.json."""
 
-    def start_step(self) -> int:
+    def start_step(self, level: int) -> int:
         return 0
 
     def ticket_rewind_file(self, level: int, model: nn.Module) -> Path | None:
@@ -122,6 +127,7 @@ class Runner(abc.ABC):
         return select_prunable(model, p.include, p.exclude, base=self.domain.prunable(model))
 
     def execute(self) -> RunDir:
+        self.run.check_claim(self.experiment.resolved())
         if distributed.is_main():
             self.run.claim(self.experiment.resolved())
         distributed.barrier()
@@ -139,7 +145,10 @@ class Runner(abc.ABC):
             for level in self.levels():
                 t0 = time.perf_counter()
                 mask = distributed.broadcast_mask(self.level_mask(level, mask))
-                self.mask_seconds.setdefault(level, time.perf_counter() - t0)
+                self.mask_seconds[level] = time.perf_counter() - t0
+                if self.run.done(level, "ticket"):  # resumed: the time it took then
+                    found = Ticket.load(self.run.ticket_dir(level), with_rewind=False).meta.get("found", {})
+                    self.mask_seconds[level] = found.get("mask_seconds")
                 if mask.empty_layers() and distributed.is_main():
                     progress.message(f"warning: level {level} leaves no weight in {', '.join(mask.empty_layers())} "
                                      "(layer collapse)")
@@ -147,6 +156,8 @@ class Runner(abc.ABC):
                     if not self.run.done(level, condition):
                         self._stage(level, condition, mask)
                         bar.update(1)
+        if distributed.is_main():
+            self.run.write_table()  # also after a crash between a stage's row and the table
         return self.run
 
     def _dense(self) -> None:
@@ -169,8 +180,9 @@ class Runner(abc.ABC):
 
         mask = Mask.ones_like({n: p.detach() for n, p in self.prunable(model).items()})
         self._train_and_finish(0, "dense", model, mask, start_step=0, extra_on_step=on_step)
-        if k > 0 and "step" not in captured:
-            raise RuntimeError(f"training ended before rewind step {k}; lower rewind.step")
+        if k > 0 and captured.get("step") != k:
+            raise RuntimeError(f"rewind.step {k}: the domain reported step {captured.get('step')} first, not {k}; "
+                               f"choose a step the training loop reports (a multiple of {self.domain.step_multiple()})")
 
     def _stage(self, level: int, condition: str, mask: Mask) -> None:
         cfg = self.config
@@ -192,7 +204,7 @@ class Runner(abc.ABC):
             ticket = Ticket(mask, None if rewind_file else capture(model), meta)
             ticket.save(self.run.ticket_dir(level), rewind_file=rewind_file)
         apply_mask(model, mask)
-        self._train_and_finish(level, condition, model, mask, start_step=self.start_step())
+        self._train_and_finish(level, condition, model, mask, start_step=self.start_step(level))
 
     def _train_and_finish(self, level: int, condition: str, model: nn.Module, mask: Mask, *,
                           start_step: int, extra_on_step: Callable[[int], None] | None = None) -> None:

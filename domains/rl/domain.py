@@ -228,6 +228,9 @@ class RLDomain(Domain):
             validate(reached)
         return TrainResult(steps=reached, history=history)
 
+    def step_multiple(self) -> int:
+        return self.config.n_steps * self.config.n_envs  # weights change once per rollout
+
     def forward_ones(self, model: nn.Module) -> torch.Tensor:
         """Policy and value heads on an all-ones observation (the policy's own forward samples, and
         its preprocessing casts to float32, so the features extractor is called directly)."""
