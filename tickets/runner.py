@@ -88,8 +88,8 @@ class Runner(abc.ABC):
         self.forward_ones = forward_ones_of(self.domain, template)
         multiple = self.domain.step_multiple()
         if self.config.rewind.step % multiple:
-            raise ConfigError(f"rewind.step: {self.config.rewind.step} is not a step the {self.domain.name} loop reports "
-                              f"(it reports every {multiple} steps)")
+            raise ConfigError(f"rewind.step: {self.config.rewind.step} is not a step the {self.domain.name} loop "
+                              f"reports (it reports every {multiple} steps)")
         self.mask_seconds: dict[int, float] = {}
         self.check(template)
 
