@@ -19,16 +19,24 @@ def _run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    runner = make_runner(experiment, args.out, show_progress=False if args.quiet else None)
-    print(f"run directory: {runner.run.path}", file=sys.stderr)
-    run = runner.execute()
     from . import distributed
 
+    show = False if args.quiet else None
+    if experiment.config.seeds:
+        from .seeds import run_seeds
+
+        path = run_seeds(experiment, args.out, make_runner, show_progress=show)
+        table_file = path / "summary.csv"
+    else:
+        runner = make_runner(experiment, args.out, show_progress=show)
+        print(f"run directory: {runner.run.path}", file=sys.stderr)
+        path = runner.execute().path
+        table_file = path / "results.csv"
     if not distributed.is_main():
         return 0
-    table, png = report(run.path)
+    table, png = report(path)
     print(table)
-    print(f"\nresults: {run.path / 'results.csv'}\nplot:    {png}")
+    print(f"\nresults: {table_file}\nplot:    {png}")
     return 0
 
 

@@ -6,6 +6,7 @@ any work starts. A run's directory name comes from a hash of the canonical confi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ class ExperimentConfig:
     domain: dict[str, Any]  # {"name": <registered domain>, ...that domain's own settings}
     train: TrainConfig
     seed: int = 0
+    seeds: list[int] = field(default_factory=list)  # several: one run per seed, plus their mean ± std
     pruning: PruningConfig = field(default_factory=PruningConfig)
     rewind: RewindConfig = field(default_factory=RewindConfig)
     controls: list[Control] = field(default_factory=lambda: ["reinit"])
@@ -137,6 +139,8 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.rewind.step >= self.train.steps:
             raise ConfigError(f"rewind.step: {self.rewind.step} must be below train.steps ({self.train.steps})")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds: listed twice in {self.seeds}")
         if len(set(self.controls)) != len(self.controls):
             raise ConfigError(f"controls: listed twice in {self.controls}")
         if self.pruning.method == "at_init" and self.rewind.step:
@@ -165,6 +169,10 @@ class Experiment:
 
     def make_domain(self):
         return self.domain_cls(self.domain_config)
+
+    def with_seed(self, seed: int) -> Experiment:
+        """The single-seed experiment of one of ``seeds``: the same as running with ``seed``."""
+        return Experiment(dataclasses.replace(self.config, seed=seed, seeds=[]), self.domain_cls, self.domain_config)
 
     def canonical(self) -> dict[str, Any]:
         """The settings that define the experiment (defaults left out, the name excluded)."""

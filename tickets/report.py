@@ -37,25 +37,31 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "", band: str | None = None) -> Path:
+    """``band``: a row key (e.g. ``std``) drawn as a shaded band around each curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_condition: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    by_condition: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     dense = [r for r in rows if r["condition"] == "dense"]
+    spread = (lambda r: r.get(band) or 0.0) if band else (lambda r: 0.0)
     for r in rows:
         if r["condition"] != "dense":
-            by_condition[r["condition"]].append((r["weights_remaining_pct"], r["value"]))
+            by_condition[r["condition"]].append((r["weights_remaining_pct"], r["value"], spread(r)))
     if dense:  # every curve starts at the dense network
         for points in by_condition.values():
-            points.append((dense[0]["weights_remaining_pct"], dense[0]["value"]))
+            points.append((dense[0]["weights_remaining_pct"], dense[0]["value"], spread(dense[0])))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for condition, points in by_condition.items():
         points.sort(reverse=True)
         color, marker = STYLE.get(condition, (None, "x"))
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=color, label=condition)
+        xs, ys, ss = zip(*points)
+        line, = ax.plot(xs, ys, marker=marker, color=color, label=condition)
+        if band:
+            ax.fill_between(xs, [y - s for y, s in zip(ys, ss)], [y + s for y, s in zip(ys, ss)],
+                            color=line.get_color(), alpha=0.15)
     if dense:
         ax.axhline(dense[0]["value"], color="gray", linestyle="--", linewidth=1, label="dense")
     ax.set_xscale("log")
@@ -77,6 +83,11 @@ def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
 
 
 def report(run_path: str | Path) -> tuple[str, Path | None]:
+    """The table and plot of a run directory, or of a several-seed summary directory."""
+    from .seeds import SUMMARY, write_summary
+
+    if (Path(run_path) / SUMMARY).is_file():
+        return write_summary(run_path)
     run = RunDir(run_path)
     if not (run.path / "config.yaml").is_file():
         raise FileNotFoundError(f"{run.path}: not a run directory (no config.yaml)")
