@@ -59,6 +59,11 @@ class Domain(abc.ABC):
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         """Metrics on ``split``; must include ``primary_metric``."""
 
+    def tied_parameters(self, model: nn.Module) -> dict[str, str]:
+        """Parameters that are not pruned themselves but follow a prunable one's mask
+        (follower name -> leader name), e.g. a target network that tracks its online network."""
+        return {}
+
     def step_multiple(self) -> int:
         """The loop reports steps in multiples of this (RL: one rollout); rewind steps must be one."""
         return 1

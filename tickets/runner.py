@@ -35,7 +35,7 @@ from .domain import Domain, TrainResult, forward_ones_of
 from .errors import ConfigError
 from .enforce import MaskEnforcer
 from .masks import Mask
-from .rewind import apply_mask, capture, random_mask, shuffled_mask
+from .rewind import capture, random_mask, shuffled_mask
 from .run_dir import RunDir
 from .selection import Group, assign_groups, select_prunable
 from .store import link_or_copy, write_tensors
@@ -203,7 +203,6 @@ class Runner(abc.ABC):
                     "config_hash": self.experiment.hash()}
             ticket = Ticket(mask, None if rewind_file else capture(model), meta)
             ticket.save(self.run.ticket_dir(level), rewind_file=rewind_file)
-        apply_mask(model, mask)
         self._train_and_finish(level, condition, model, mask, start_step=self.start_step(level))
 
     def _train_and_finish(self, level: int, condition: str, model: nn.Module, mask: Mask, *,
@@ -219,8 +218,12 @@ class Runner(abc.ABC):
             if extra_on_step is not None:
                 extra_on_step(step)
 
+        ties = self.domain.tied_parameters(model)
+        params = dict(model.named_parameters())
+        enforced = Mask({**mask, **{f: mask[leader] for f, leader in ties.items()}})
         t0 = time.perf_counter()
-        with MaskEnforcer(prunable, mask, mask_grads=cfg.pruning.mask_grads):
+        with MaskEnforcer({**prunable, **{f: params[f] for f in ties}}, enforced,  # zeroes them now, too
+                          mask_grads=cfg.pruning.mask_grads):
             result: TrainResult = self.domain.train(model, steps=cfg.train.steps, start_step=start_step,
                                                     seed=cfg.seed, on_step=on_step,
                                                     eval_every=cfg.train.eval_every)
