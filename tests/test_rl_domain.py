@@ -159,7 +159,7 @@ def test_bad_env_id_is_a_config_error():
     ({"n_envs": 0}, "n_envs"),
     ({"clip_range": 0.0}, "clip_range"),
     ({"activation": "gelu"}, "activation"),
-    ({"algorithm": "dqn"}, "algorithm"),
+    ({"algorithm": "sac"}, "algorithm"),  # CartPole has discrete actions
 ])
 def test_config_errors_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=rf"^{key}: "):

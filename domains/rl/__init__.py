@@ -1,4 +1,4 @@
-"""RL: stable-baselines3 agents (PPO, ...) on gymnasium environments; steps are environment steps."""
+"""RL: stable-baselines3 agents (PPO, A2C, DQN, SAC, TD3) on gymnasium environments; steps are environment steps."""
 
 from .domain import RLConfig, RLDomain
 

@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from stable_baselines3 import PPO
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -29,6 +29,8 @@ from torch import nn
 from tickets.domain import Domain, StepCallback, TrainResult
 from tickets.errors import ConfigError, did_you_mean
 from tickets.optim import OptimizerConfig
+
+from .algorithms import ALGORITHM_KEYS, ALGORITHMS, optimizers_of, prunable_of, tied_of
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -40,17 +42,29 @@ SPLIT_SEEDS = {"validation": 1_000_003, "test": 2_000_029}
 class RLConfig:
     env_id: str = "CartPole-v1"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    algorithm: Literal["ppo"] = "ppo"
+    algorithm: Literal["ppo", "a2c", "dqn", "sac", "td3"] = "ppo"
     n_envs: int = 1
-    # PPO
-    n_steps: int = 256  # environment steps per rollout, per environment
-    batch_size: int = 64
-    n_epochs: int = 4
     gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    ent_coef: float = 0.0
-    max_grad_norm: float = 0.5  # SB3 clips by global norm: see pruning.mask_grads
+    # Algorithm-dependent keys: None takes the algorithm's default (SB3's; PPO: n_steps 256,
+    # n_epochs 4); setting one the algorithm does not read is an error. See algorithms.ALGORITHMS.
+    # on-policy (PPO, A2C)
+    n_steps: int | None = None  # environment steps per rollout, per environment
+    n_epochs: int | None = None  # PPO
+    gae_lambda: float | None = None
+    clip_range: float | None = None  # PPO
+    ent_coef: float | None = None
+    max_grad_norm: float | None = None  # also DQN; SB3 clips by global norm: see pruning.mask_grads
+    batch_size: int | None = None  # PPO, DQN, SAC, TD3
+    # off-policy (DQN, SAC, TD3)
+    buffer_size: int | None = None
+    learning_starts: int | None = None
+    train_freq: int | None = None  # environment steps per environment between updates
+    gradient_steps: int | None = None
+    tau: float | None = None  # target update coefficient (DQN: 1.0, a hard copy)
+    target_update_interval: int | None = None  # DQN, SAC
+    exploration_fraction: float | None = None  # DQN
+    exploration_final_eps: float | None = None  # DQN
+    policy_delay: int | None = None  # TD3
     # policy network and its optimizer
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     activation: Literal["tanh", "relu"] = "tanh"
@@ -65,22 +79,32 @@ class RLConfig:
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(f"algorithm: {self.algorithm!r} is not one of {sorted(ALGORITHMS)}"
                               f"{did_you_mean(self.algorithm, ALGORITHMS)}")
-        for key in ("n_envs", "n_steps", "n_epochs", "eval_episodes"):
-            if getattr(self, key) < 1:
+        self._resolve_algorithm_keys()
+        ints = ("n_envs", "n_steps", "n_epochs", "eval_episodes", "buffer_size", "train_freq",
+                "target_update_interval", "policy_delay")
+        for key in ints:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
-        if self.batch_size < 2:  # advantage normalisation needs two samples
-            raise ConfigError(f"batch_size: must be at least 2, got {self.batch_size}")
-        if self.batch_size > self.n_steps * self.n_envs:
-            raise ConfigError(f"batch_size: {self.batch_size} is larger than a rollout "
-                              f"(n_steps * n_envs = {self.n_steps * self.n_envs})")
+        for key in ("learning_starts", "gradient_steps"):
+            if getattr(self, key) is not None and getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be non-negative, got {getattr(self, key)}")
+        if self.batch_size is not None:
+            if self.batch_size < 2:  # advantage normalisation needs two samples
+                raise ConfigError(f"batch_size: must be at least 2, got {self.batch_size}")
+            if self.n_steps is not None and self.batch_size > self.n_steps * self.n_envs:
+                raise ConfigError(f"batch_size: {self.batch_size} is larger than a rollout "
+                                  f"(n_steps * n_envs = {self.n_steps * self.n_envs})")
+            if self.buffer_size is not None and self.batch_size > self.buffer_size:
+                raise ConfigError(f"batch_size: {self.batch_size} is larger than buffer_size {self.buffer_size}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"gamma: must be in (0, 1], got {self.gamma}")
-        if not 0 <= self.gae_lambda <= 1:
-            raise ConfigError(f"gae_lambda: must be in [0, 1], got {self.gae_lambda}")
+        for key in ("gae_lambda", "tau", "exploration_fraction", "exploration_final_eps"):
+            if getattr(self, key) is not None and not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"{key}: must be in [0, 1], got {getattr(self, key)}")
         for key in ("clip_range", "max_grad_norm"):
-            if getattr(self, key) <= 0:
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be positive, got {getattr(self, key)}")
-        if self.ent_coef < 0:
+        if self.ent_coef is not None and self.ent_coef < 0:
             raise ConfigError(f"ent_coef: must be non-negative, got {self.ent_coef}")
         if not all(isinstance(w, int) and w > 0 for w in self.net_arch):
             raise ConfigError(f"net_arch: layer widths must be positive integers, got {self.net_arch}")
@@ -90,6 +114,33 @@ class RLConfig:
             torch.device(self.device)
         except (RuntimeError, TypeError) as e:
             raise ConfigError(f"device: {e}") from None
+
+
+    def _resolve_algorithm_keys(self) -> None:
+        spec = ALGORITHMS[self.algorithm]
+        for key in ALGORITHM_KEYS:
+            if key in spec.defaults:
+                if getattr(self, key) is None:
+                    setattr(self, key, spec.defaults[key])
+            elif getattr(self, key) is not None:
+                users = [a for a, s in ALGORITHMS.items() if key in s.defaults]
+                raise ConfigError(f"{key}: not used by algorithm {self.algorithm!r} (only by {', '.join(users)})")
+        space = _action_space(self.env_id, self.env_kwargs)
+        if not isinstance(space, spec.action_space):
+            kind = "discrete" if spec.action_space is spaces.Discrete else "continuous (Box)"
+            raise ConfigError(f"algorithm: {self.algorithm!r} needs a {kind} action space; "
+                              f"{self.env_id} has {space}")
+
+
+def _action_space(env_id: str, env_kwargs: dict[str, Any]) -> spaces.Space:
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except Exception as e:  # noqa: BLE001 (a bad env_kwargs key, a missing dependency)
+        raise ConfigError(f"env_kwargs: cannot make {env_id!r}: {e}") from None
+    try:
+        return env.action_space
+    finally:
+        env.close()
 
 
 def _check_env_id(env_id: str) -> None:
@@ -104,21 +155,6 @@ def _check_env_id(env_id: str) -> None:
     except gym.error.Error as e:
         hint = did_you_mean(env_id, gym.registry) or f" ({e})"
         raise ConfigError(f"env_id: {env_id!r} is not a registered gymnasium environment{hint}") from None
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    """How to build one SB3 algorithm from the config: its class and its own hyperparameters."""
-
-    cls: type[BaseAlgorithm]
-    hyperparameters: Callable[[RLConfig], dict[str, Any]]
-
-
-ALGORITHMS: dict[str, Algorithm] = {
-    "ppo": Algorithm(PPO, lambda c: dict(n_steps=c.n_steps, batch_size=c.batch_size, n_epochs=c.n_epochs,
-                                         gamma=c.gamma, gae_lambda=c.gae_lambda, clip_range=c.clip_range,
-                                         ent_coef=c.ent_coef, max_grad_norm=c.max_grad_norm)),
-}
 
 
 @contextlib.contextmanager
@@ -175,8 +211,8 @@ class RLDomain(Domain):
     def _optimizer_kwargs(self) -> dict[str, Any]:
         kw = self.config.optimizer.kwargs()
         kw.pop("lr")  # SB3 sets it from learning_rate
-        if self.config.optimizer.name in ("adam", "adamw"):
-            kw.setdefault("eps", 1e-5)  # SB3's own default for its policies' Adam
+        if self.config.optimizer.name in ("adam", "adamw") and not ALGORITHMS[self.config.algorithm].off_policy:
+            kw.setdefault("eps", 1e-5)  # SB3's own default for its actor-critic policies' Adam
         return kw
 
     def build_model(self, seed: int) -> nn.Module:
@@ -215,9 +251,14 @@ class RLDomain(Domain):
         with _own_rng():
             algo.set_random_seed(seed)  # global generators, action space, and the env's next reset
             policy = algo.policy
-            # a fresh optimizer per train() call, as the supervised loop does
-            policy.optimizer = policy.optimizer_class(policy.parameters(), lr=algo.lr_schedule(1),
-                                                      **policy.optimizer_kwargs)
+            # fresh optimizers per train() call, as the supervised loop does (each over the
+            # parameters SB3 gave it: DQN's over q_net only, SAC/TD3's one for actor and critic)
+            for owner, attr in optimizers_of(policy):
+                old = getattr(owner, attr)
+                setattr(owner, attr, policy.optimizer_class([p for g in old.param_groups for p in g["params"]],
+                                                            lr=algo.lr_schedule(1), **policy.optimizer_kwargs))
+            if getattr(algo, "replay_buffer", None) is not None:
+                algo.replay_buffer.reset()  # no transitions from an earlier train() call
             if steps > start_step:
                 algo.learn(total_timesteps=steps - start_step, callback=_StepReporter(report),
                            reset_num_timesteps=True)
@@ -228,21 +269,62 @@ class RLDomain(Domain):
             validate(reached)
         return TrainResult(steps=reached, history=history)
 
-    def step_multiple(self) -> int:
-        return self.config.n_steps * self.config.n_envs  # weights change once per rollout
+    def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """Linear weights of the online networks (see domains.rl.algorithms); never target networks."""
+        return prunable_of(ALGORITHMS[self.config.algorithm], model)
 
-    def forward_ones(self, model: nn.Module) -> torch.Tensor:
-        """Policy and value heads on an all-ones observation (the policy's own forward samples, and
-        its preprocessing casts to float32, so the features extractor is called directly)."""
+    def tied_parameters(self, model: nn.Module) -> dict[str, str]:
+        """Target-network weights -> the online weights they track (DQN, SAC, TD3)."""
+        return tied_of(ALGORITHMS[self.config.algorithm], model)
+
+    def step_multiple(self) -> int:
+        """Weights change once per rollout: PPO/A2C, every n_steps * n_envs environment steps;
+        DQN/SAC/TD3, after each collection of train_freq steps per environment (train_freq *
+        n_envs; none before learning_starts, which only delays the first change)."""
+        cfg = self.config
+        per_env = cfg.train_freq if ALGORITHMS[cfg.algorithm].off_policy else cfg.n_steps
+        return per_env * cfg.n_envs
+
+    forward_ones_unavailable = "forward_ones is defined for PPO, A2C, DQN, SAC and TD3 policies with flat observations"
+
+    def forward_ones(self, model: nn.Module) -> torch.Tensor | None:
+        """The networks' outputs on an all-ones observation (the policies' own forwards sample or
+        take argmaxes, and their preprocessing casts to float32, so submodules are called directly):
+        PPO/A2C: action and value heads; DQN: Q-values; SAC/TD3: the actor's output (SAC: mean
+        action before squashing and log-std) and both critics on (ones, actor action)."""
         p = next(model.parameters())
         obs = torch.ones((1, *model.observation_space.shape), dtype=p.dtype, device=p.device)
-        latent_pi, latent_vf = model.mlp_extractor(model.features_extractor(obs))
-        return torch.cat([model.action_net(latent_pi), model.value_net(latent_vf)], dim=1)
+        algorithm = self.config.algorithm
+        if algorithm in ("ppo", "a2c"):
+            latent_pi, latent_vf = model.mlp_extractor(model.features_extractor(obs))
+            return torch.cat([model.action_net(latent_pi), model.value_net(latent_vf)], dim=1)
+        if algorithm == "dqn":
+            return model.q_net.q_net(model.q_net.features_extractor(obs))
+        actor, critic = model.actor, model.critic
+        if algorithm == "sac":
+            latent = actor.latent_pi(actor.features_extractor(obs))
+            outputs = [actor.mu(latent), actor.log_std(latent)]
+            action = torch.tanh(outputs[0])
+        else:  # td3
+            action = actor.mu(actor.features_extractor(obs))
+            outputs = [action]
+        q_in = torch.cat([critic.features_extractor(obs), action], dim=1)
+        return torch.cat([*outputs, *(q(q_in) for q in critic.q_networks)], dim=1)
 
-    def scoring_batches(self, n: int, seed: int) -> list[dict[str, torch.Tensor]]:
+    def _require_scoring(self) -> None:
+        if self.config.algorithm not in ("ppo", "a2c") or not isinstance(
+                _action_space(self.config.env_id, self.config.env_kwargs), spaces.Discrete):
+            raise ValueError("scoring batches are defined for PPO and A2C on discrete actions "
+                             f"(this config: {self.config.algorithm!r} on {self.config.env_id})")
+
+    def scoring_batches(self, n: int, seed: int) -> list[dict[str, torch.Tensor]] | None:
         """``n`` batches of one episode each, played by the policy at initialisation: observations,
-        actions and discounted returns."""
+        actions and discounted returns (PPO and A2C on discrete actions; None otherwise)."""
         cfg = self.config
+        try:
+            self._require_scoring()
+        except ValueError:
+            return None
         env = gym.make(cfg.env_id, **cfg.env_kwargs)
         policy = self.build_model(seed)
         batches = []
@@ -272,7 +354,8 @@ class RLDomain(Domain):
                      temperature: float = 1.0) -> torch.Tensor:
         """REINFORCE with the value as baseline, plus the value's regression on the returns: a
         policy-gradient objective that exists at initialisation (PPO's needs old log-probs).
-        ``temperature`` divides the action logits."""
+        ``temperature`` divides the action logits. PPO and A2C on discrete actions only."""
+        self._require_scoring()
         device = next(model.parameters()).device
         obs = batch["observations"].to(device)
         latent_pi, latent_vf = model.mlp_extractor(model.extract_features(obs))

@@ -1,0 +1,107 @@
+"""The stable-baselines3 algorithms the RL domain trains, and what each means for pruning.
+
+Each algorithm states the action space it needs, the RLConfig keys it reads (with its defaults:
+SB3 2.x's, apart from PPO's shorter rollouts), which of its policy's weights are prunable, and
+which are target-network copies that follow an online weight's mask.
+
+Prunable weights (the model is ``algo.policy``; every Linear weight of the networks named):
+
+* PPO / A2C: ``mlp_extractor`` policy and value nets, ``action_net``, ``value_net``.
+* DQN: ``q_net``; ``q_net_target`` follows it.
+* SAC: ``actor`` (its ``latent_pi`` trunk and both heads, ``mu`` and ``log_std``: the
+  ``log_std`` head is a layer like any other, and pruning only ``mu`` would leave half the
+  actor's output dense) and ``critic`` (both Q-networks); ``critic_target`` follows ``critic``.
+* TD3: ``actor`` and ``critic``; ``actor_target`` and ``critic_target`` follow them.
+
+A follower is never scored or counted; the core's MaskEnforcer zeroes it with its leader's mask
+after every optimizer step, so SB3's hard (DQN) or polyak (SAC, TD3) target update mixes zeros
+with zeros and the target keeps the mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gymnasium import spaces
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from torch import nn
+
+from tickets.selection import default_prunable
+
+# RLConfig keys whose meaning or default depends on the algorithm (None in the config: the default).
+ON_POLICY = ("n_steps", "gae_lambda", "ent_coef", "max_grad_norm")
+OFF_POLICY = ("batch_size", "buffer_size", "learning_starts", "train_freq", "gradient_steps", "tau")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """How to build one SB3 algorithm from the config."""
+
+    cls: type[BaseAlgorithm]
+    action_space: type[spaces.Space]  # Discrete or Box
+    defaults: dict[str, Any]  # the algorithm-dependent RLConfig keys it reads, with their defaults
+    prunable_modules: tuple[str, ...]  # policy submodules whose Linear weights are prunable
+    targets: dict[str, str] = field(default_factory=dict)  # target submodule -> online submodule
+    extra: Callable[[Any], dict[str, Any]] = lambda c: {}  # fixed hyperparameters from the config
+
+    @property
+    def off_policy(self) -> bool:
+        return "train_freq" in self.defaults
+
+    def hyperparameters(self, cfg: Any) -> dict[str, Any]:
+        return {"gamma": cfg.gamma, **{k: getattr(cfg, k) for k in self.defaults}, **self.extra(cfg)}
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "ppo": Algorithm(PPO, spaces.Discrete | spaces.Box,
+                     dict(n_steps=256, batch_size=64, n_epochs=4, gae_lambda=0.95, clip_range=0.2,
+                          ent_coef=0.0, max_grad_norm=0.5),
+                     ("mlp_extractor", "action_net", "value_net")),
+    "a2c": Algorithm(A2C, spaces.Discrete | spaces.Box,
+                     dict(n_steps=5, gae_lambda=1.0, ent_coef=0.0, max_grad_norm=0.5),
+                     ("mlp_extractor", "action_net", "value_net")),
+    "dqn": Algorithm(DQN, spaces.Discrete,
+                     dict(batch_size=32, buffer_size=1_000_000, learning_starts=100, train_freq=4,
+                          gradient_steps=1, tau=1.0, target_update_interval=10_000,
+                          exploration_fraction=0.1, exploration_final_eps=0.05, max_grad_norm=10.0),
+                     ("q_net",), {"q_net_target": "q_net"}),
+    "sac": Algorithm(SAC, spaces.Box,
+                     dict(batch_size=256, buffer_size=1_000_000, learning_starts=100, train_freq=1,
+                          gradient_steps=1, tau=0.005, target_update_interval=1),
+                     ("actor", "critic"), {"critic_target": "critic"}),
+    "td3": Algorithm(TD3, spaces.Box,
+                     dict(batch_size=256, buffer_size=1_000_000, learning_starts=100, train_freq=1,
+                          gradient_steps=1, tau=0.005, policy_delay=2),
+                     ("actor", "critic"), {"actor_target": "actor", "critic_target": "critic"}),
+}
+
+# every algorithm-dependent key, for "not used by" messages
+ALGORITHM_KEYS = sorted({k for a in ALGORITHMS.values() for k in a.defaults})
+
+
+def prunable_of(spec: Algorithm, policy: nn.Module) -> dict[str, nn.Parameter]:
+    return {n: p for n, p in default_prunable(policy).items() if n.split(".", 1)[0] in spec.prunable_modules}
+
+
+def tied_of(spec: Algorithm, policy: nn.Module) -> dict[str, str]:
+    """Each target weight -> the online weight it tracks (same path under the online module)."""
+    names = set(dict(policy.named_parameters()))
+    ties = {}
+    for n in default_prunable(policy):
+        head, _, rest = n.partition(".")
+        if head in spec.targets:
+            leader = f"{spec.targets[head]}.{rest}"
+            if leader not in names:
+                raise RuntimeError(f"target weight {n!r} has no online counterpart {leader!r}")
+            ties[n] = leader
+    return ties
+
+
+def optimizers_of(policy: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(owner, attribute) of each optimizer the algorithm's train() steps."""
+    if hasattr(policy, "actor") and hasattr(policy.actor, "optimizer"):  # SAC, TD3
+        return [(policy.actor, "optimizer"), (policy.critic, "optimizer")]
+    return [(policy, "optimizer")]
