@@ -59,6 +59,11 @@ class Domain(abc.ABC):
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         """Metrics on ``split``; must include ``primary_metric``."""
 
+    def summarize(self, history: list[dict[str, float]]) -> dict[str, Any]:
+        """Extra per-stage figures from the validation history, for the results table (e.g. RL's
+        steps to reach a return threshold)."""
+        return {}
+
     def tied_parameters(self, model: nn.Module) -> dict[str, str]:
         """Parameters that are not pruned themselves but follow a prunable one's mask
         (follower name -> leader name), e.g. a target network that tracks its online network."""

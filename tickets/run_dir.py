@@ -97,11 +97,13 @@ class RunDir:
 
 def table_csv(rows: list[dict[str, Any]]) -> str:
     extra = sorted({k for r in rows for k in r.get("metrics", {})})
+    summary = sorted({k for r in rows for k in r.get("summary") or {}})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(TABLE_COLUMNS + [f"test_{k}" for k in extra])
+    writer.writerow(TABLE_COLUMNS + [f"test_{k}" for k in extra] + summary)
     for r in rows:
-        writer.writerow([_fmt(r.get(c)) for c in TABLE_COLUMNS] + [_fmt(r.get("metrics", {}).get(k)) for k in extra])
+        writer.writerow([_fmt(r.get(c)) for c in TABLE_COLUMNS] + [_fmt(r.get("metrics", {}).get(k)) for k in extra]
+                        + [_fmt((r.get("summary") or {}).get(k)) for k in summary])
     return buf.getvalue()
 
 

@@ -259,6 +259,7 @@ class Runner(abc.ABC):
             "steps": result.steps,
             "wall_seconds": wall,
             "metrics": metrics,
+            "summary": dom.summarize(result.history),
             "history": result.history,
         }
         progress.message(f"level {level:2d} {condition:<13} {row['weights_remaining_pct']:6.2f}% weights  "

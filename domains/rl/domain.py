@@ -70,6 +70,7 @@ class RLConfig:
     activation: Literal["tanh", "relu"] = "tanh"
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="adam", lr=3e-4))
     eval_episodes: int = 10
+    return_threshold: float | None = None  # sample efficiency: steps to reach it (None: the env's reward_threshold)
     device: str = "cpu"
 
     def __post_init__(self):
@@ -364,6 +365,17 @@ class RLDomain(Domain):
         returns = batch["returns"].to(device)
         advantages = (returns - values).detach()
         return -(dist.log_prob(batch["actions"].to(device)) * advantages).mean() + F.mse_loss(values, returns)
+
+    def summarize(self, history: list[dict[str, float]]) -> dict[str, Any]:
+        """Sample efficiency, the RL analogue of the early-stop iteration: the first validation
+        step whose mean return reached the threshold (None if none did)."""
+        threshold = self.config.return_threshold
+        if threshold is None:
+            threshold = gym.spec(self.config.env_id.rpartition(":")[2]).reward_threshold
+        if threshold is None:
+            return {}
+        reached = [h["step"] for h in history if h["mean_return"] >= threshold]
+        return {"return_threshold": float(threshold), "steps_to_threshold": int(reached[0]) if reached else None}
 
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         if split not in SPLIT_SEEDS:
