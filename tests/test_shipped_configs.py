@@ -14,9 +14,11 @@ CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 TINY = {
     "vision": ["train.steps=2", "train.eval_every=2", "domain.batch_size=8", "domain.eval_batch_size=64"],
     "nlp": ["train.steps=2", "train.eval_every=1", "domain.batch_size=8"],
-    "rl": ["train.steps=64", "train.eval_every=32", "domain.n_steps=32", "domain.batch_size=32",
-           "domain.eval_episodes=1"],
+    "rl": ["train.steps=64", "train.eval_every=32", "domain.batch_size=32", "domain.eval_episodes=1"],
 }
+RL_ON_POLICY = ["domain.n_steps=32", "domain.n_envs=1"]
+RL_OFF_POLICY = ["domain.learning_starts=16", "domain.train_freq=16", "domain.gradient_steps=1",
+                 "domain.buffer_size=1000"]
 # hub datasets -> tiny stand-ins of the same image shape and class count
 SHAPES = {"mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10), "kmnist": (1, 28, 10),
           "cifar10": (3, 32, 10), "svhn": (3, 32, 10), "cifar100": (3, 32, 100)}
@@ -49,6 +51,8 @@ def tiny_overrides(path: Path, tiny_data) -> list[str]:
     out = list(TINY[domain])
     if exp.config.rewind.step:
         out.append("rewind.step=1")  # late rewinding still exercised
+    if domain == "rl":
+        out += RL_ON_POLICY if exp.domain_config.algorithm in ("ppo", "a2c") else RL_OFF_POLICY
     if exp.config.pruning.method == "early_bird":
         out.append("pruning.early_bird.every=1")
     if domain == "vision":
