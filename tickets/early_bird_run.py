@@ -11,7 +11,6 @@ from typing import Any
 from torch import nn
 
 from . import distributed, progress
-from .artifact import Ticket
 from .at_init import density_of
 from .early_bird import (EarlyBirdMonitor, TicketDrawn, batchnorm_weights, bn_channel_mask, channel_to_weight_mask,
                          slimming_penalty)
@@ -43,8 +42,6 @@ class EarlyBirdRun(Runner):
         return self.run.level_dir(level) / "early_bird.json"
 
     def level_mask(self, level: int, previous: Mask) -> Mask:
-        if self.run.done(level, "ticket"):
-            return Ticket.load(self.run.ticket_dir(level), with_rewind=False).mask
         cfg, eb = self.config, self.config.pruning.early_bird
         seed_everything(stage_seed(cfg.seed, level, "search"))
         model = self.domain.build_model(seed=cfg.seed)

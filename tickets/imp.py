@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from . import registry
-from .artifact import Ticket
 from .config import Experiment
 from .errors import ConfigError
 from .masks import Mask
@@ -46,8 +45,6 @@ class IMPRun(Runner):
         return self.config.rewind.step
 
     def level_mask(self, level: int, previous: Mask) -> Mask:
-        if self.run.done(level, "ticket"):
-            return Ticket.load(self.run.ticket_dir(level), with_rewind=False).mask
         source = (0, "dense") if level == 1 else (level - 1, "ticket")
         ctx = ScoringContext(weights=read_tensors(self.run.trained_path(*source)), mask=previous,
                              generator=torch.Generator().manual_seed(stage_seed(self.config.seed, level, "score")),

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from . import registry
-from .artifact import Ticket
 from .at_init import density_of, prune_at_init
 from .masks import Mask
 from .rewind import load_state
@@ -47,8 +46,6 @@ class AtInitRun(Runner):
         return list(range(1, len(self.config.pruning.compressions) + 1))
 
     def level_mask(self, level: int, previous: Mask) -> Mask:
-        if self.run.done(level, "ticket"):
-            return Ticket.load(self.run.ticket_dir(level), with_rewind=False).mask
         cfg = self.config
         model = self.domain.build_model(seed=cfg.seed)
         load_state(model, self.run.load_state("init"))

@@ -103,7 +103,8 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def level_mask(self, level: int, previous: Mask) -> Mask:
-        """The mask of ``level`` (``previous``: the last level's mask, all ones before level 1)."""
+        """The mask of ``level`` (``previous``: the last level's mask, all ones before level 1);
+        not called for a level whose ticket is already done (its saved mask is used)."""
 
     @abc.abstractmethod
     def load_start_weights(self, model: nn.Module, level: int) -> None:
@@ -143,12 +144,13 @@ class Runner(abc.ABC):
                 bar.update(1)
             mask = Mask({n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
             for level in self.levels():
-                t0 = time.perf_counter()
-                mask = distributed.broadcast_mask(self.level_mask(level, mask))
-                self.mask_seconds[level] = time.perf_counter() - t0
-                if self.run.done(level, "ticket"):  # resumed: the time it took then
-                    found = Ticket.load(self.run.ticket_dir(level), with_rewind=False).meta.get("found", {})
-                    self.mask_seconds[level] = found.get("mask_seconds")
+                if self.run.done(level, "ticket"):  # resumed: the level's ticket holds its mask
+                    ticket = Ticket.load(self.run.ticket_dir(level), with_rewind=False)
+                    mask, self.mask_seconds[level] = ticket.mask, ticket.meta.get("found", {}).get("mask_seconds")
+                else:
+                    t0 = time.perf_counter()
+                    mask = distributed.broadcast_mask(self.level_mask(level, mask))
+                    self.mask_seconds[level] = time.perf_counter() - t0
                 if mask.empty_layers() and distributed.is_main():
                     progress.message(f"warning: level {level} leaves no weight in {', '.join(mask.empty_layers())} "
                                      "(layer collapse)")
