@@ -55,6 +55,38 @@ def test_group_density_follows_geometric_schedule(scope):
             assert abs(kept - expected) <= level * len(g.members), (g.name, level, kept, expected)
 
 
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_fraction_of_original_removes_a_constant_count_per_level(scope):
+    """Chen et al. 2020: each level prunes 10% of the original weights, so density falls
+    linearly (0.9, 0.8, ..., 0.1), not geometrically."""
+    torch.manual_seed(0)
+    shapes = {"a": (40, 50), "b": (30, 20)}
+    groups = assign_groups(list(shapes), [], 0.1)
+    mask = ones(shapes)
+    for level in range(1, 10):
+        weights = {n: torch.randn(s) for n, s in shapes.items()}
+        before = mask
+        mask = prune(magnitude(ScoringContext(weights=weights, mask=mask)), mask, groups, scope, of="original")
+        assert not bool((mask.to_dict()["a"] & ~before.to_dict()["a"]).any())  # survivors only shrink
+        if scope == "layer":
+            assert mask.kept() == {n: math.prod(s) - level * round(0.1 * math.prod(s)) for n, s in shapes.items()}
+        else:
+            assert sum(mask.kept().values()) == 2600 - level * 260
+    assert mask.density() == pytest.approx(0.1)
+
+
+def test_fraction_of_original_refuses_levels_that_prune_everything():
+    from tickets.config import GroupRule, PruningConfig
+
+    with pytest.raises(ConfigError, match="fraction: 10 levels x 0.1"):
+        PruningConfig(levels=10, fraction=0.1, fraction_of="original")
+    with pytest.raises(ConfigError, match=r"groups\[head\].fraction"):
+        PruningConfig(levels=5, fraction=0.1, fraction_of="original", groups=[GroupRule("head", 0.2)])
+    with pytest.raises(ConfigError, match="IMP schedule"):
+        PruningConfig(method="at_init", compressions=[10], fraction_of="original")
+    PruningConfig(levels=9, fraction=0.1, fraction_of="original")
+
+
 def test_magnitude_keeps_largest_weights():
     w = torch.tensor([[0.1, -5.0], [3.0, -0.2]])
     mask = prune(magnitude(ScoringContext(weights={"w": w}, mask=ones({"w": (2, 2)}))),

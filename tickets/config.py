@@ -58,7 +58,8 @@ class EarlyBirdConfig:
 class PruningConfig:
     method: Literal["imp", "at_init", "early_bird"] = "imp"
     levels: int = 10  # pruning levels after the dense level 0
-    fraction: float = 0.2  # of the remaining weights, pruned per level
+    fraction: float = 0.2  # pruned per level: of the remaining weights, or of the original ones
+    fraction_of: Literal["remaining", "original"] = "remaining"  # Chen et al. 2020 prune 10% of the original
     scope: Literal["layer", "global"] = "layer"  # rank weights per layer, or across each group
     scorer: str = "magnitude"
     include: list[str] = field(default_factory=list)  # name patterns; replace the domain's default set
@@ -76,6 +77,15 @@ class PruningConfig:
             raise ConfigError(f"levels: must be >= 0, got {self.levels}")
         if not 0.0 < self.fraction < 1.0:
             raise ConfigError(f"fraction: must be in (0, 1), got {self.fraction}")
+        if self.fraction_of == "original":
+            if self.method != "imp":
+                raise ConfigError(f"fraction_of: 'original' is an IMP schedule; method {self.method!r} prunes "
+                                  "to its compressions")
+            for what, f in [("fraction", self.fraction), *((f"groups[{g.pattern}].fraction", g.fraction)
+                                                           for g in self.groups)]:
+                if self.levels * f >= 1.0:
+                    raise ConfigError(f"{what}: {self.levels} levels x {f} of the original weights prunes every "
+                                      "weight; lower levels or the fraction")
         if self.scorer not in registry.scorers:
             raise ConfigError(f"scorer: {registry_message(registry.scorers, self.scorer)}")
         if self.method != "imp" and not self.compressions:

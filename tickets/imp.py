@@ -1,6 +1,7 @@
 """Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020).
 
-Each level prunes ``fraction`` of the weights the previous ticket kept, scored on that ticket's
+Each level prunes ``fraction`` of the weights the previous ticket kept (or, with ``fraction_of:
+original``, of the original weights: Chen et al. 2020's 10% per level), scored on that ticket's
 trained weights, and rewinds the survivors to θk (the weights after step ``rewind.step``).
 """
 
@@ -49,7 +50,8 @@ class IMPRun(Runner):
         ctx = ScoringContext(weights=read_tensors(self.run.trained_path(*source)), mask=previous,
                              generator=torch.Generator().manual_seed(stage_seed(self.config.seed, level, "score")),
                              domain=self.domain)
-        return prune(self.scorer(ctx), previous, self.groups, self.config.pruning.scope)
+        p = self.config.pruning
+        return prune(self.scorer(ctx), previous, self.groups, p.scope, of=p.fraction_of)
 
     def load_start_weights(self, model: nn.Module, level: int) -> None:
         load_state(model, self.run.load_state("rewind"))
@@ -59,7 +61,8 @@ class IMPRun(Runner):
 
     def ticket_meta(self, level: int) -> dict[str, Any]:
         p = self.config.pruning
-        return {"method": "imp", "scorer": p.scorer, "level": level, "fraction": p.fraction, "scope": p.scope,
+        return {"method": "imp", "scorer": p.scorer, "level": level, "fraction": p.fraction,
+                "fraction_of": p.fraction_of, "scope": p.scope,
                 "groups": [{"pattern": g.name, "fraction": g.fraction} for g in self.groups],
                 "rewind_step": self.config.rewind.step, "seed": self.config.seed}
 

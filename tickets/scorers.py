@@ -54,19 +54,21 @@ def prune(
     mask: Mask,
     groups: Sequence[Group],
     scope: Literal["layer", "global"] = "layer",
+    of: Literal["remaining", "original"] = "remaining",
 ) -> Mask:
-    """Remove the lowest-scored surviving weights: each group's ``fraction`` of what remains,
-    per layer (``scope='layer'``) or ranked across the group's layers (``scope='global'``)."""
+    """Remove the lowest-scored surviving weights: each group's ``fraction`` of what remains
+    (``of='remaining'``) or of the unit's original size (``of='original'``: a constant count per
+    level), per layer (``scope='layer'``) or ranked across the group's layers (``scope='global'``)."""
     new = {n: t.clone() for n, t in mask.items()}
     for group in groups:
         units = [[n] for n in group.members] if scope == "layer" else [list(group.members)]
         for unit in units:
-            _prune_unit(scores, new, unit, group.fraction)
+            _prune_unit(scores, new, unit, group.fraction, of)
     return Mask(new)
 
 
 def _prune_unit(scores: Mapping[str, torch.Tensor], mask: dict[str, torch.Tensor],
-                names: list[str], fraction: float) -> None:
+                names: list[str], fraction: float, of: str = "remaining") -> None:
     alive_scores = []
     for name in names:
         s = scores[name].detach().to("cpu", torch.float64).reshape(-1).numpy()
@@ -74,7 +76,8 @@ def _prune_unit(scores: Mapping[str, torch.Tensor], mask: dict[str, torch.Tensor
             raise ValueError(f"scores for {name!r} contain NaN; cannot rank weights")
         alive_scores.append(s[mask[name].reshape(-1).numpy()])
     flat = np.concatenate(alive_scores) if alive_scores else np.empty(0)
-    k = int(fraction * flat.size + 0.5)
+    base = flat.size if of == "remaining" else sum(mask[name].numel() for name in names)
+    k = int(fraction * base + 0.5)
     if k <= 0:
         return
     if k >= flat.size:
