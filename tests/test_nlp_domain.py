@@ -90,15 +90,15 @@ def test_dataset_loads_through_load_dataset(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(datasets, "load_dataset", spy)
-    splits = nlp_data.load_splits(DatasetSpec())
+    splits = nlp_data.load_splits(DatasetSpec(), "classification")
     assert calls and calls[0][0][0] == "csv"
     assert all(os.path.isfile(f) for f in calls[0][1]["data_files"].values())
-    assert {role: len(texts) for role, (texts, _) in splits.items()} == {"train": 2000, "validation": 300, "test": 300}
-    for texts, labels in splits.values():
-        assert set(labels) == {0, 1}
-        assert all(isinstance(t, str) and t for t in texts)
+    assert {role: len(ds) for role, ds in splits.items()} == {"train": 2000, "validation": 300, "test": 300}
+    for ds in splits.values():
+        assert set(ds["label"]) == {0, 1}
+        assert all(isinstance(t, str) and t for t in ds["text"])
     # No test sentence is also a training sentence.
-    assert not set(splits["test"][0]) & set(splits["train"][0])
+    assert not set(splits["test"]["text"]) & set(splits["train"]["text"])
 
 
 def test_tokenised_tables(domain):
@@ -114,7 +114,7 @@ def test_tokenised_tables(domain):
 
 
 def test_tokenizer_is_deterministic(domain):
-    texts = nlp_data.load_splits(DatasetSpec())["train"][0]
+    texts = nlp_data.load_splits(DatasetSpec(), "classification")["train"]["text"]
     a, b = nlp_data.train_tokenizer(texts, 100), nlp_data.train_tokenizer(texts, 100)
     assert len(a) == 100 and a.get_vocab() == b.get_vocab()
 
@@ -146,10 +146,10 @@ def test_model_follows_config(domain):
 def test_describe_is_json(domain):
     info = json.loads(json.dumps(domain.describe()))
     assert info["domain"] == "nlp"
-    assert info["dataset"]["path"] == "csv"
+    assert info["dataset"]["path"] is None and info["task"] == "classification"
     assert info["optimizer"]["name"] == "adamw"
     assert info["split_sizes"] == {"train": 2000, "validation": 300, "test": 300}
-    assert info["tokenizer_vocab_size"] == len(domain.data.tokenizer)
+    assert info["tokenizer_size"] == len(domain.data.tokenizer) and info["primary_metric"] == "accuracy"
 
 
 @pytest.mark.parametrize("options, message", [
@@ -169,13 +169,12 @@ def test_config_errors_name_the_key(options, message):
 def test_hub_style_spec_parses():
     cfg = from_dict(NLPConfig, {"dataset": {"path": "nyu-mll/glue", "name": "sst2", "text_column": "sentence",
                                             "test_split": "validation", "validation_split": "train[-500:]"}})
-    assert cfg.dataset.resolved_data_files() is None
-    assert cfg.dataset.name == "sst2"
+    assert cfg.dataset.load_args("classification") == ("nyu-mll/glue", "sst2", None)
 
 
 def test_missing_column_is_a_config_error(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("sentence,label\ngood,1\nbad,0\n")
-    spec = DatasetSpec(data_files={"train": str(path)}, validation_split="train", test_split="train")
+    spec = DatasetSpec(path="csv", data_files={"train": str(path)}, validation_split="train", test_split="train")
     with pytest.raises(ConfigError, match=r"^dataset.text_column: no column 'text'"):
-        nlp_data.load_splits(spec)
+        nlp_data.load_splits(spec, "classification")

@@ -1,7 +1,9 @@
-"""NLP: a small BERT trained from scratch for text classification (a shipped sentiment set, or any
-``datasets.load_dataset`` source), trained with accelerate."""
+"""NLP: Hugging Face transformers (pre-trained, e.g. the offline MiniLM, or BERT/GPT-2 from a
+config) for text classification (GLUE, the shipped sentiment set, the user's files) and causal
+language modelling (the shipped corpus, any text dataset), trained with accelerate."""
 
 from .data import DatasetSpec
-from .domain import BertSettings, NLPConfig, NLPDomain
+from .domain import NLPConfig, NLPDomain
+from .models import ModelSpec
 
-__all__ = ["BertSettings", "DatasetSpec", "NLPConfig", "NLPDomain"]
+__all__ = ["DatasetSpec", "ModelSpec", "NLPConfig", "NLPDomain"]

@@ -1,10 +1,9 @@
-"""Text classification data: any ``datasets.load_dataset`` source, tokenised into in-memory tensors.
+"""Text data for the NLP domain: any ``datasets.load_dataset`` source (a hub name such as GLUE's,
+or ``csv``/``json``/``parquet``/``text`` files), tokenised into in-memory tensors.
 
-The default is the small sentiment set shipped in ``data/`` (regenerate it with
-``scripts/make_text_dataset.py``); a hub set works the same way, e.g. SST-2 with
-``path: nyu-mll/glue, name: sst2, text_column: sentence, test_split: validation`` (GLUE hides its
-test labels). The tokenizer is trained on the training texts at load time, so no file is
-downloaded besides the data itself.
+Offline defaults shipped in ``data/``: a sentiment classification set
+(``scripts/make_text_dataset.py``) and a text corpus for language modelling
+(``scripts/make_text_corpus.py``), both read through ``load_dataset`` like any other source.
 """
 
 from __future__ import annotations
@@ -12,42 +11,72 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from domains.supervised import TensorTable
-from tickets.errors import ConfigError
+from tickets.errors import ConfigError, did_you_mean
+
+from .tasks import GLUE, HUB_PATH
 
 SHIPPED = Path(__file__).resolve().parent / "data"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4
+ROLES = ("train", "validation", "test")
+
+
+def shipped_files(kind: str) -> dict[str, str]:
+    if kind == "classification":
+        return {s: str(SHIPPED / f"sentiment_{s}.csv") for s in ROLES}
+    return {s: str(SHIPPED / f"corpus_{s}.txt") for s in ROLES}
 
 
 @dataclass
 class DatasetSpec:
-    """Arguments of ``datasets.load_dataset`` and the columns and splits to use."""
+    """Arguments of ``datasets.load_dataset`` and the columns and splits to use.
 
-    path: str = "csv"
+    ``glue: <task>`` (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte) fills in the hub path, columns,
+    splits, label kind and metric (see ``tasks.py``). Without ``path`` and ``data_files`` the
+    shipped set for the domain's task is used."""
+
+    glue: str | None = None
+    path: str | None = None  # None: the shipped files (csv for classification, text for causal_lm)
     name: str | None = None
-    data_files: dict[str, str] | None = None  # None with path "csv": the shipped sentiment set
+    data_files: dict[str, str] | None = None
     revision: str | None = None  # a hub dataset's commit, to pin it
     text_column: str = "text"
-    label_column: str = "label"
+    text_pair_column: str | None = None  # sentence pairs (MRPC, RTE, ...)
+    label_column: str = "label"  # classification only
+    num_labels: int | None = None  # None: from the training labels (max + 1); 1: regression
+    metric: str | None = None  # the primary metric; None: the GLUE task's, accuracy, or pearson
     # Split expressions as load_dataset takes them, so "train[:90%]" / "train[90%:]" also work.
     train_split: str = "train"
     validation_split: str = "validation"
     test_split: str = "test"
 
     def __post_init__(self):
-        if not self.path:
-            raise ConfigError("path: must name a dataset or a builder such as 'csv'")
+        if self.glue is not None:
+            if self.glue not in GLUE:
+                raise ConfigError(f"glue: {self.glue!r} is not a GLUE task ({', '.join(GLUE)})"
+                                  f"{did_you_mean(self.glue, GLUE)}")
+            task = GLUE[self.glue]
+            self.path, self.name = HUB_PATH, self.glue
+            self.text_column, self.text_pair_column = task.text_column, task.text_pair_column
+            self.num_labels, self.metric = task.num_labels, self.metric or task.metric
+            for key, split in task.splits().items():
+                setattr(self, key, split)
+        if self.path is None and self.data_files is not None:
+            raise ConfigError("path: data_files need a builder (csv, json, parquet or text)")
         for key in ("text_column", "label_column", "train_split", "validation_split", "test_split"):
             if not getattr(self, key):
                 raise ConfigError(f"{key}: must not be empty")
+        if self.num_labels is not None and self.num_labels < 1:
+            raise ConfigError(f"num_labels: must be at least 1 (1: regression), got {self.num_labels}")
 
-    def resolved_data_files(self) -> dict[str, str] | None:
-        if self.data_files is None and self.path == "csv":
-            return {split: str(SHIPPED / f"sentiment_{split}.csv") for split in ("train", "validation", "test")}
-        return self.data_files
+    def load_args(self, kind: str) -> tuple[str, str | None, dict[str, str] | None]:
+        if self.path is None:
+            return ("csv" if kind == "classification" else "text"), None, shipped_files(kind)
+        return self.path, self.name, self.data_files
 
 
 @dataclass
@@ -55,25 +84,28 @@ class TextData:
     train: TensorTable
     validation: TensorTable
     test: TensorTable
-    tokenizer: object  # transformers.PreTrainedTokenizerFast
-    num_labels: int
+    tokenizer: Any  # a transformers tokenizer
+    num_labels: int  # 0 for language modelling
 
 
-def load_splits(spec: DatasetSpec) -> dict[str, tuple[list[str], list[int]]]:
-    """(texts, labels) of the train, validation and test splits."""
+def load_splits(spec: DatasetSpec, kind: str) -> dict[str, Any]:
+    """The train, validation and test splits as ``datasets.Dataset`` objects, columns checked."""
     from datasets import load_dataset
 
-    splits = {"train": spec.train_split, "validation": spec.validation_split, "test": spec.test_split}
-    parts = load_dataset(spec.path, spec.name, data_files=spec.resolved_data_files(), revision=spec.revision,
-                         split=list(splits.values()))
-    out = {}
+    path, name, files = spec.load_args(kind)
+    splits = {role: getattr(spec, f"{role}_split") for role in ROLES}
+    parts = load_dataset(path, name, data_files=files, revision=spec.revision, split=list(splits.values()))
+    needed = [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
+    if kind == "classification":
+        needed.append(spec.label_column)
     for (role, split), ds in zip(splits.items(), parts):
-        for key in ("text_column", "label_column"):
-            if getattr(spec, key) not in ds.column_names:
-                raise ConfigError(f"dataset.{key}: no column {getattr(spec, key)!r} in split {split!r} "
+        for column in needed:
+            if column not in ds.column_names:
+                key = next(k for k in ("text_column", "text_pair_column", "label_column")
+                           if getattr(spec, k) == column)
+                raise ConfigError(f"dataset.{key}: no column {column!r} in split {split!r} "
                                   f"(columns: {', '.join(ds.column_names)})")
-        out[role] = (list(ds[spec.text_column]), [int(y) for y in ds[spec.label_column]])
-    return out
+    return dict(zip(splits, parts))
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int):
@@ -96,21 +128,106 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int):
                                    sep_token="[SEP]", mask_token="[MASK]")
 
 
-def encode(tokenizer, texts: list[str], labels: list[int], max_length: int) -> TensorTable:
-    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
-    return TensorTable({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                        "labels": torch.tensor(labels, dtype=torch.long)})
+def shipped_texts() -> list[str]:
+    """The training texts of both shipped sets: one vocabulary for tickets that move between the
+    language-modelling corpus and the classification set."""
+    import csv
+
+    with open(SHIPPED / "corpus_train.txt", encoding="utf-8") as f:
+        corpus = [line.rstrip("\n") for line in f if line.strip()]
+    with open(SHIPPED / "sentiment_train.csv", encoding="utf-8", newline="") as f:
+        sentiment = [row["text"] for row in csv.DictReader(f)]
+    return corpus + sentiment
 
 
-def load(spec: DatasetSpec, *, vocab_size: int, max_length: int) -> TextData:
-    splits = load_splits(spec)
-    num_labels = max(splits["train"][1]) + 1
-    for role, (_, labels) in splits.items():
-        bad = sorted({y for y in labels if not 0 <= y < num_labels})
+def load_tokenizer(choice: str | None, model_path: str | None, train_texts: Sequence[str], vocab_size: int):
+    """``None``: the pre-trained model's own tokenizer, or one trained on ``train_texts`` when the
+    model is built from a config; ``train``; ``shipped`` (trained on both shipped sets); or a hub
+    name / directory / ``tokenizer.json`` file."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if choice is None:
+        choice = model_path if model_path is not None else "train"
+    if choice == "train":
+        tok = train_tokenizer(train_texts, vocab_size)
+    elif choice == "shipped":
+        tok = train_tokenizer(shipped_texts(), vocab_size)
+    elif choice.endswith(".json"):
+        if not Path(choice).is_file():
+            raise ConfigError(f"tokenizer: no such file {choice}")
+        tok = PreTrainedTokenizerFast(tokenizer_file=choice)
+    else:
+        tok = AutoTokenizer.from_pretrained(choice)
+    if tok.pad_token is None:  # GPT-2's tokenizer has none; padding positions are masked anyway
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def encode_classification(tokenizer, ds, spec: DatasetSpec, num_labels: int, max_length: int,
+                          token_types: bool) -> TensorTable:
+    texts = list(ds[spec.text_column])
+    pairs = list(ds[spec.text_pair_column]) if spec.text_pair_column else None
+    enc = tokenizer(texts, pairs, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+    labels = ds[spec.label_column]
+    if num_labels == 1:
+        y = torch.tensor([float(v) for v in labels], dtype=torch.float32)
+    else:
+        y = torch.tensor([int(v) for v in labels], dtype=torch.long)
+    columns = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": y}
+    if token_types and "token_type_ids" in enc:
+        columns["token_type_ids"] = enc["token_type_ids"]
+    return TensorTable(columns)
+
+
+def encode_blocks(tokenizer, texts: Sequence[str], block: int) -> TensorTable:
+    """Language modelling: every text tokenised (with the tokenizer's own start/end tokens, or
+    GPT-2's end-of-text between texts), concatenated, and cut into blocks of ``block`` tokens; the
+    remainder is dropped. Labels are the inputs (the model shifts them)."""
+    ids: list[int] = []
+    for row in tokenizer(list(texts), add_special_tokens=True)["input_ids"]:
+        ids.extend(row)
+        if tokenizer.cls_token_id is None and tokenizer.eos_token_id is not None:
+            ids.append(tokenizer.eos_token_id)
+    n = len(ids) // block
+    if n == 0:
+        raise ConfigError(f"max_length: the texts hold {len(ids)} tokens, less than one block of {block}")
+    blocks = torch.tensor(ids[: n * block], dtype=torch.long).reshape(n, block)
+    return TensorTable({"input_ids": blocks, "attention_mask": torch.ones_like(blocks), "labels": blocks.clone()})
+
+
+def infer_num_labels(spec: DatasetSpec, splits: dict[str, Any]) -> int:
+    if spec.num_labels is not None:
+        return spec.num_labels
+    labels = list(splits["train"][spec.label_column])
+    if not all(float(y).is_integer() for y in labels):
+        raise ConfigError(f"dataset.num_labels: labels of column {spec.label_column!r} are not integers; "
+                          "set num_labels: 1 for regression")
+    return int(max(labels)) + 1
+
+
+def check_labels(spec: DatasetSpec, splits: dict[str, Any], num_labels: int) -> None:
+    if num_labels == 1:
+        return
+    for role, ds in splits.items():
+        bad = sorted({int(y) for y in ds[spec.label_column] if not 0 <= int(y) < num_labels})
         if bad:
             # GLUE test splits carry label -1 (hidden); point the test split at labelled data.
             raise ConfigError(f"dataset.{role}_split: labels {bad[:5]} outside 0..{num_labels - 1} "
                               f"in split {getattr(spec, role + '_split')!r}")
-    tokenizer = train_tokenizer(splits["train"][0], vocab_size)
-    tables = {role: encode(tokenizer, texts, labels, max_length) for role, (texts, labels) in splits.items()}
+
+
+def load(spec: DatasetSpec, *, kind: str, tokenizer_choice: str | None, model_path: str | None,
+         vocab_size: int, max_length: int, token_types: bool) -> TextData:
+    splits = load_splits(spec, kind)
+    train_texts = list(splits["train"][spec.text_column])
+    if spec.text_pair_column:
+        train_texts += list(splits["train"][spec.text_pair_column])
+    tokenizer = load_tokenizer(tokenizer_choice, model_path, train_texts, vocab_size)
+    if kind == "causal_lm":
+        tables = {role: encode_blocks(tokenizer, ds[spec.text_column], max_length) for role, ds in splits.items()}
+        return TextData(tables["train"], tables["validation"], tables["test"], tokenizer, 0)
+    num_labels = infer_num_labels(spec, splits)
+    check_labels(spec, splits, num_labels)
+    tables = {role: encode_classification(tokenizer, ds, spec, num_labels, max_length, token_types)
+              for role, ds in splits.items()}
     return TextData(tables["train"], tables["validation"], tables["test"], tokenizer, num_labels)

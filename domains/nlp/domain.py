@@ -1,54 +1,50 @@
-"""The NLP domain adapter: a small BERT trained from scratch for text classification with the
-accelerate loop."""
+"""The NLP domain adapter: Hugging Face ``transformers`` models (pre-trained or from a config) on
+``datasets`` tasks (GLUE, the user's files, the shipped sets), trained with the accelerate loop.
+
+Pre-trained models (Chen et al. 2020, "The Lottery Ticket Hypothesis for Pre-trained BERT
+Networks"): θ0 is the pre-trained checkpoint plus the task head's seeded random initialisation.
+
+The head policy, ``rewind``: the newly initialised head is part of the rewind point like every
+other weight. Rewinding to θ0 puts the head back to its initial draw (the same draw at every
+level, for the ticket and the random-mask control alike), rewinding to θk to its value after k
+steps of fine-tuning; it is never pruned by default. On transfer to another task the head is the
+target task's own seeded draw (``transfer.adapt``), dense or at the source rate
+(``transfer.head_policy``).
+
+The ``reinit`` control ("fresh init") of a pre-trained model draws the prunable block weights
+anew from N(0, initializer_range), the architecture's own initialiser, and keeps everything else
+(embeddings, LayerNorms, head) as the ticket has it, so only the values of the surviving weights
+differ. A model trained from scratch is rebuilt from another seed, as in the other domains.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from importlib.metadata import version
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from domains.supervised import LoopConfig, SupervisedDomain
 from tickets.errors import ConfigError
 from tickets.optim import OptimizerConfig
-from tickets.selection import default_prunable
 
-from . import data
+from . import data, metrics, models
 from .data import DatasetSpec
-
-
-@dataclass
-class BertSettings:
-    """The BERT architecture (``vocab_size`` and ``max_position_embeddings`` come from the
-    tokenizer and ``max_length``)."""
-
-    hidden_size: int = 64
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    intermediate_size: int = 128
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-
-    def __post_init__(self):
-        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key}: must be positive, got {getattr(self, key)}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(f"num_attention_heads: must divide hidden_size ({self.hidden_size}), "
-                              f"got {self.num_attention_heads}")
-        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ConfigError(f"{key}: must be in [0, 1), got {getattr(self, key)}")
+from .models import ModelSpec
 
 
 @dataclass
 class NLPConfig(LoopConfig):
+    task: Literal["classification", "causal_lm"] = "classification"
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
-    model: BertSettings = field(default_factory=BertSettings)
-    max_length: int = 32  # tokens per text, [CLS] and [SEP] included
-    vocab_size: int = 2000  # at most this many tokens in the tokenizer trained on the training texts
+    model: ModelSpec = field(default_factory=ModelSpec)
+    tokenizer: str | None = None  # None: the pre-trained model's, else trained on the training texts; see data.py
+    max_length: int = 32  # tokens per text ([CLS] and [SEP] included); per block for causal_lm
+    vocab_size: int = 2000  # at most this many tokens in a tokenizer trained here
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="adamw", lr=1e-3))
 
     def __post_init__(self):
@@ -58,60 +54,126 @@ class NLPConfig(LoopConfig):
         if self.vocab_size <= len(data.SPECIAL_TOKENS):
             raise ConfigError(f"vocab_size: must exceed the {len(data.SPECIAL_TOKENS)} special tokens, "
                               f"got {self.vocab_size}")
-
-
-def _loss(model: nn.Module, batch, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-    return out.loss, out.logits
+        if self.task == "causal_lm" and self.dataset.glue is not None:
+            raise ConfigError("dataset.glue: GLUE tasks are classification; task is 'causal_lm'")
+        if self.task == "causal_lm" and self.dataset.metric not in (None, "perplexity"):
+            raise ConfigError(f"dataset.metric: causal_lm reports perplexity, not {self.dataset.metric!r}")
+        if self.task == "classification" and self.dataset.metric is not None:
+            allowed = metrics.REGRESSION if self.dataset.num_labels == 1 else metrics.CLASSIFICATION
+            if self.dataset.metric not in allowed:
+                raise ConfigError(f"dataset.metric: {self.dataset.metric!r} is not one of {', '.join(allowed)}")
+        if self.model.pretrained is not None and self.tokenizer in ("train", "shipped"):
+            raise ConfigError(f"tokenizer: {self.tokenizer!r} trains a new vocabulary; a pre-trained model "
+                              "needs its own tokenizer (leave tokenizer unset)")
 
 
 class NLPDomain(SupervisedDomain):
     name = "nlp"
     Config = NLPConfig
-    loss = staticmethod(_loss)
+
+    def __init__(self, config: NLPConfig):
+        super().__init__(config)
+        if config.task == "causal_lm":
+            self.primary_metric, self.higher_is_better = "perplexity", False
+        else:
+            self.primary_metric = config.dataset.metric or ("pearson" if config.dataset.num_labels == 1 else "accuracy")
 
     @cached_property
     def data(self) -> data.TextData:
-        return data.load(self.config.dataset, vocab_size=self.config.vocab_size, max_length=self.config.max_length)
-
-    def bert_config(self):
-        from transformers import BertConfig
-
-        tokenizer = self.data.tokenizer
-        return BertConfig(vocab_size=len(tokenizer), max_position_embeddings=self.config.max_length,
-                          num_labels=self.data.num_labels, pad_token_id=tokenizer.pad_token_id,
-                          **asdict(self.config.model))
+        cfg = self.config
+        token_types = cfg.model.architecture == "bert" if cfg.model.pretrained is None else True
+        return data.load(cfg.dataset, kind=cfg.task, tokenizer_choice=cfg.tokenizer, model_path=cfg.model.path(),
+                         vocab_size=cfg.vocab_size, max_length=cfg.max_length, token_types=token_types)
 
     def build_model(self, seed: int) -> nn.Module:
-        from transformers import BertForSequenceClassification
+        cfg = self.config
+        d = self.data  # loads the data (and the tokenizer) first, outside the seeded block
+        model = models.build(cfg.model, cfg.task, seed=seed, num_labels=d.num_labels, tokenizer=d.tokenizer,
+                             max_length=cfg.max_length)
+        if cfg.task == "classification" and model.config.pad_token_id is None:  # GPT-2 reads the last non-pad token
+            model.config.pad_token_id = d.tokenizer.pad_token_id
+        return model
 
-        config = self.bert_config()  # loads the data first, outside the seeded block
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return BertForSequenceClassification(config)
+    def build_reinit_model(self, seed: int) -> nn.Module:
+        if self.config.model.from_scratch:
+            return self.build_model(seed)
+        model = self.build_model(seed)  # the pre-trained weights; the head drawn from this stage's seed
+        models.redraw(self.prunable(model), getattr(model.config, "initializer_range", 0.02), seed)
+        return model
+
+    def loss(self, model: nn.Module, batch, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model(**batch)
+        return out.loss, out.logits
 
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
-        """The encoder's linear weights (query, key, value, attention output, intermediate and
-        output dense of every layer); embeddings, LayerNorms, pooler and classifier stay dense,
-        as in Chen et al. 2020, "The Lottery Ticket Hypothesis for Pre-trained BERT Networks"."""
-        return {n: p for n, p in default_prunable(model).items() if n.startswith("bert.encoder.layer.")}
+        """The transformer blocks' 2-D weights: attention Q, K, V and output, the feed-forward
+        matrices; embeddings, LayerNorms, pooler and task head stay dense (Chen et al. 2020).
+        ``pruning.include``/``exclude`` patterns change the set."""
+        return models.block_weights(model)
 
     forward_ones_unavailable = "token ids are not a dense input"
-    path_bias_patterns = ("*position_embeddings*", "*token_type_embeddings*")
+    path_bias_patterns = ("*position_embeddings*", "*token_type_embeddings*", "*.wpe.*")
 
     def forward_ones(self, model: nn.Module) -> torch.Tensor:
         """Token ids cannot be all ones in any meaningful sense: the all-ones input is given to
-        the encoder as ``inputs_embeds`` (the embeddings are never pruned)."""
+        the blocks as ``inputs_embeds`` (the embeddings are never pruned)."""
         p = next(model.parameters())
         ones = torch.ones((1, self.config.max_length, model.config.hidden_size), dtype=p.dtype, device=p.device)
         return model(inputs_embeds=ones).logits
 
+    def scoring_loss(self, model: nn.Module, batch, *, temperature: float = 1.0) -> torch.Tensor:
+        device = next(model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        labels = batch.pop("labels")
+        logits = model(**batch).logits.float()
+        if self.config.task == "causal_lm":
+            return F.cross_entropy((logits[:, :-1] / temperature).flatten(0, 1), labels[:, 1:].flatten())
+        if self.data.num_labels == 1:
+            return F.mse_loss(logits.squeeze(-1), labels)
+        return F.cross_entropy(logits / temperature, labels)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        if split not in data.ROLES:
+            raise ValueError(f"unknown split {split!r} (train, validation or test)")
+        from domains.supervised import accelerator_for
+
+        table = getattr(self.data, split)
+        accelerator = accelerator_for(self.config)
+        device = next(model.parameters()).device
+        model.eval()
+        total_loss, count, outputs, labels = 0.0, 0, [], []
+        for start in range(0, len(table), self.config.eval_batch_size):
+            idx = list(range(start, min(start + self.config.eval_batch_size, len(table))))
+            batch = {k: v.to(device) for k, v in table.__getitems__(idx).items()}
+            with accelerator.autocast():
+                loss, logits = self.loss(model, batch, train=False)
+            if self.config.task == "causal_lm":
+                tokens = int(batch["attention_mask"][:, 1:].sum())  # every position but the first is predicted
+                total_loss, count = total_loss + float(loss) * tokens, count + tokens
+            else:
+                total_loss, count = total_loss + float(loss) * len(idx), count + len(idx)
+                outputs.append(logits.float().cpu())
+                labels.append(batch["labels"].cpu())
+        out = {"loss": total_loss / count}
+        if self.config.task == "causal_lm":
+            out["perplexity"] = metrics.perplexity(total_loss, count)
+        elif self.data.num_labels == 1:
+            out.update(metrics.regression_metrics(torch.cat(outputs), torch.cat(labels)))
+        else:
+            out.update(metrics.classification_metrics(torch.cat(outputs), torch.cat(labels)))
+        return out
+
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "tokenizer_vocab_size": len(self.data.tokenizer),
-                "num_labels": self.data.num_labels,
-                "split_sizes": {s: len(getattr(self.data, s)) for s in ("train", "validation", "test")}}
+        d = self.data
+        return {**super().describe(), "primary_metric": self.primary_metric, "tokenizer_size": len(d.tokenizer),
+                "model_path": self.config.model.path(), "num_labels": d.num_labels,
+                "split_sizes": {s: len(getattr(d, s)) for s in data.ROLES},
+                "libraries": {lib: version(lib) for lib in ("transformers", "datasets", "tokenizers")}}
 
     def model_identity(self, model: nn.Module) -> dict[str, Any]:
-        keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "max_position_embeddings", "num_labels")
-        return {**super().model_identity(model), **{k: getattr(model.config, k) for k in keys}}
+        c = model.config
+        keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+        return {**super().model_identity(model), **{k: getattr(c, k, None) for k in keys},
+                "task": self.config.task, "num_labels": self.data.num_labels,
+                "pretrained": self.config.model.pretrained, "init": self.config.model.init}

