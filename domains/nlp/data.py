@@ -167,7 +167,8 @@ def encode_classification(tokenizer, ds, spec: DatasetSpec, num_labels: int, max
                           token_types: bool) -> TensorTable:
     texts = list(ds[spec.text_column])
     pairs = list(ds[spec.text_pair_column]) if spec.text_pair_column else None
-    enc = tokenizer(texts, pairs, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+    enc = tokenizer(texts, pairs, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt",
+                    return_token_type_ids=token_types)
     labels = ds[spec.label_column]
     if num_labels == 1:
         y = torch.tensor([float(v) for v in labels], dtype=torch.float32)

@@ -81,7 +81,7 @@ class NLPDomain(SupervisedDomain):
     @cached_property
     def data(self) -> data.TextData:
         cfg = self.config
-        token_types = cfg.model.architecture == "bert" if cfg.model.pretrained is None else True
+        token_types = models.uses_token_types(cfg.model)
         return data.load(cfg.dataset, kind=cfg.task, tokenizer_choice=cfg.tokenizer, model_path=cfg.model.path(),
                          vocab_size=cfg.vocab_size, max_length=cfg.max_length, token_types=token_types)
 

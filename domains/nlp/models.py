@@ -81,6 +81,15 @@ class ModelSpec:
         return self.pretrained is None or self.init == "random"
 
 
+def uses_token_types(spec: ModelSpec) -> bool:
+    """Whether the model embeds segment ids (BERT's sentence A/B); GPT-2 has no such embedding."""
+    if spec.pretrained is None:
+        return spec.architecture == "bert"
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(spec.path(), revision=spec.revision), "type_vocab_size", 0) > 1
+
+
 def quiet_transformers() -> None:
     """No load reports or progress bars for the head a checkpoint does not have (expected here)."""
     from transformers.utils import logging
