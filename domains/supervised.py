@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tickets.domain import Domain, StepCallback, TrainResult
 from tickets.errors import ConfigError
-from tickets.optim import OptimizerConfig, ScheduleConfig, set_lr
+from tickets.optim import OptimizerConfig, ScheduleConfig, load_optimizer_tensors, optimizer_tensors, set_lr
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, torch.Tensor]]  # -> (mean loss, logits)
@@ -118,7 +118,11 @@ def accelerator_for(loop: LoopConfig) -> Accelerator:
 
 def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimizer: OptimizerConfig,
                loop: LoopConfig, steps: int, start_step: int, seed: int, on_step: StepCallback | None,
-               eval_every: int, validate: Callable[[nn.Module], dict[str, float]]) -> TrainResult:
+               eval_every: int, validate: Callable[[nn.Module], dict[str, float]],
+               optimizer_state: Mapping[str, torch.Tensor] | None = None,
+               live: dict[str, torch.optim.Optimizer] | None = None) -> TrainResult:
+    """``optimizer_state`` (from :func:`optimizer_tensors`) seeds the fresh optimizer; ``live``
+    is filled with the optimizer in use, so ``on_step`` can read its state."""
     accelerator = accelerator_for(loop)
     if loop.batch_size % (accelerator.num_processes * loop.grad_accumulation):
         raise ConfigError(f"batch_size: {loop.batch_size} does not split into {accelerator.num_processes} "
@@ -128,9 +132,13 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
     if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
         # BatchNorm over the whole step's batch, as on one process (same Parameter objects)
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    opt = optimizer.build(model.parameters())
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    prepared, opt, loader = accelerator.prepare(model, opt, loader)
+    raw = optimizer.build(model.parameters())
+    base_lrs = [g["lr"] for g in raw.param_groups]
+    prepared, opt, loader = accelerator.prepare(model, raw, loader)
+    if optimizer_state is not None:  # after prepare: the state moves to the parameters' device
+        load_optimizer_tensors({"optimizer": raw}, _param_names(model), optimizer_state)
+    if live is not None:
+        live["optimizer"] = raw
     history: list[dict[str, float]] = []
     step = start_step
     try:
@@ -155,6 +163,10 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
     finally:  # also when a callback stops training (an Early-Bird draw)
         _release(accelerator)
     return TrainResult(steps=step, history=history)
+
+
+def _param_names(model: nn.Module) -> dict[int, str]:
+    return {id(p): n for n, p in model.named_parameters()}
 
 
 def _release(accelerator: Accelerator) -> None:
@@ -194,7 +206,9 @@ class SupervisedDomain(Domain):
     ``Config`` extends :class:`LoopConfig` with an ``optimizer``."""
 
     primary_metric = "accuracy"
+    supports_optimizer_state = True
     data: Any  # has .train, .validation and .test TensorTables
+    _live: tuple[nn.Module, dict[str, torch.optim.Optimizer]] | None = None  # during train()
 
     @abc.abstractmethod
     def loss(self, model: nn.Module, batch: Batch, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,11 +216,24 @@ class SupervisedDomain(Domain):
         transforms (augmentation)."""
 
     def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
-              on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
-        return train_loop(model, self.data.train, partial(self.loss, train=True), optimizer=self.config.optimizer,
-                          loop=self.config,
-                          steps=steps, start_step=start_step, seed=seed, on_step=on_step,
-                          eval_every=eval_every, validate=lambda m: self.evaluate(m, "validation"))
+              on_step: StepCallback | None = None, eval_every: int = 0,
+              optimizer_state: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
+        live: dict[str, torch.optim.Optimizer] = {}
+        self._live = (model, live)
+        try:
+            return train_loop(model, self.data.train, partial(self.loss, train=True),
+                              optimizer=self.config.optimizer, loop=self.config,
+                              steps=steps, start_step=start_step, seed=seed, on_step=on_step,
+                              eval_every=eval_every, validate=lambda m: self.evaluate(m, "validation"),
+                              optimizer_state=optimizer_state, live=live)
+        finally:
+            self._live = None
+
+    def optimizer_state(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        """The state of the optimizer training ``model`` (only while ``train`` runs)."""
+        if self._live is None or self._live[0] is not model:
+            return None
+        return optimizer_tensors(self._live[1], _param_names(model))
 
     def scoring_batches(self, n: int, seed: int) -> list[Batch]:
         sampler = StepBatchSampler(len(self.data.train), self.config.batch_size, seed=seed, start_step=0, steps=n)

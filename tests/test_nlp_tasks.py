@@ -137,3 +137,15 @@ def test_pruned_gpt2_weights_stay_zero_through_trainer(tmp_path):
         Trainer(model=model, args=args, train_dataset=rows).train()
     for n, p in prunable.items():
         assert torch.all(p.detach()[~mask[n]] == 0.0), n
+
+
+def test_bf16_training_keeps_the_mask_and_reports_finite_perplexity():
+    d = NLPDomain(from_dict(NLPDomain.Config, {"task": "causal_lm", "model": GPT2, "tokenizer": "shipped",
+                                               "batch_size": 8, "max_length": 32, "mixed_precision": "bf16"}))
+    model = d.build_model(seed=0)
+    prunable = d.prunable(model)
+    mask = Mask({n: torch.rand(p.shape, generator=torch.Generator().manual_seed(2)) < 0.5 for n, p in prunable.items()})
+    with MaskEnforcer(prunable, mask):
+        result = d.train(model, steps=3, seed=0, eval_every=3)
+    assert all(torch.all(p.detach()[~mask[n]] == 0.0) for n, p in prunable.items())
+    assert math.isfinite(result.history[-1]["perplexity"])

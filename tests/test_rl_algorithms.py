@@ -9,6 +9,7 @@ pytest.importorskip("gymnasium")
 pytest.importorskip("stable_baselines3")
 
 from domains.rl import RLConfig, RLDomain  # noqa: E402
+from domains.rl.domain import algorithm_of  # noqa: E402
 from tickets.domain import check_domain  # noqa: E402
 from tickets.enforce import MaskEnforcer  # noqa: E402
 from tickets.errors import ConfigError  # noqa: E402
@@ -72,7 +73,7 @@ def test_dqn_hard_target_update_copies_the_mask():
         assert torch.all(target[~mask[leader]] == 0.0), f
         assert not torch.equal(target, target0[f] * mask[leader]), f"{f}: no target update happened"
     # the last hard copy (tau=1) came after the online net's last updates, or near them
-    assert model._tickets_algorithm.tau == 1.0
+    assert algorithm_of(model).tau == 1.0
 
 
 @pytest.mark.parametrize("algorithm", list(TINY))

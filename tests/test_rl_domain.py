@@ -9,6 +9,7 @@ pytest.importorskip("gymnasium")
 pytest.importorskip("stable_baselines3")
 
 from domains.rl import RLConfig, RLDomain  # noqa: E402
+from domains.rl.domain import algorithm_of  # noqa: E402
 from tickets.domain import check_domain  # noqa: E402
 from tickets.enforce import MaskEnforcer  # noqa: E402
 from tickets.errors import ConfigError  # noqa: E402
@@ -41,7 +42,7 @@ def test_model_is_the_policy_with_plain_names():
         "mlp_extractor.value_net.0.weight", "mlp_extractor.value_net.2.weight",
         "action_net.weight", "value_net.weight",
     }
-    assert model._tickets_algorithm.policy is model
+    assert algorithm_of(model).policy is model
     assert not any(n.startswith("_tickets") for n, _ in model.named_parameters())
     json.dumps(domain.describe())
     json.dumps(domain.model_identity(model))

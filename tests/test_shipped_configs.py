@@ -7,6 +7,7 @@ import pytest
 
 from tickets.config import load_experiment
 from tickets.imp import make_runner
+from nlp_fixtures import save_checkpoint, write_glue_task
 from vision_fixtures import install_fake_hub, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +20,9 @@ TINY = {
 RL_ON_POLICY = ["domain.n_steps=32", "domain.n_envs=1"]
 RL_OFF_POLICY = ["domain.learning_starts=16", "domain.train_freq=16", "domain.gradient_steps=1",
                  "domain.buffer_size=1000"]
+RL_UPDATE_STEPS = {True: 16, False: 32}  # off-policy train_freq, on-policy n_steps: where rewind steps fall
+# Atari: evaluation games of 100 agent steps, validated only at the end (each game loads a ROM)
+RL_ATARI = ["domain.env_kwargs.max_num_frames_per_episode=400", "train.eval_every=0"]
 # hub datasets -> tiny stand-ins of the same image shape and class count
 SHAPES = {"mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10), "kmnist": (1, 28, 10),
           "cifar10": (3, 32, 10), "svhn": (3, 32, 10), "cifar100": (3, 32, 100)}
@@ -45,14 +49,38 @@ def tiny_data(tiny_files, monkeypatch):
     return hub
 
 
+@pytest.fixture(scope="module")
+def tiny_text_files(tmp_path_factory):
+    from domains.nlp.tasks import GLUE
+
+    root = tmp_path_factory.mktemp("text")
+    return {task: write_glue_task(root / task, task) for task in GLUE}, save_checkpoint(root / "bert")
+
+
+@pytest.fixture
+def tiny_text(tiny_text_files, monkeypatch):
+    """GLUE served offline from tiny parquet files in each task's schema; pre-trained checkpoints
+    (a hub name such as bert-base-uncased, or the MiniLM) replaced by a tiny local one."""
+    glue, checkpoint = tiny_text_files
+    hub = install_fake_hub(monkeypatch)
+    for task, files in glue.items():
+        hub.add("nyu-mll/glue", files, task)
+    hub.checkpoint = checkpoint
+    return hub
+
+
 def tiny_overrides(path: Path, tiny_data) -> list[str]:
     exp = load_experiment(path)
     domain = exp.config.domain["name"]
     out = list(TINY[domain])
-    if exp.config.rewind.step:
-        out.append("rewind.step=1")  # late rewinding still exercised
     if domain == "rl":
-        out += RL_ON_POLICY if exp.domain_config.algorithm in ("ppo", "a2c") else RL_OFF_POLICY
+        off_policy = exp.domain_config.algorithm not in ("ppo", "a2c")
+        out += RL_OFF_POLICY if off_policy else RL_ON_POLICY
+        out += RL_ATARI if exp.domain_config.atari else []
+    if exp.config.rewind.step:  # late rewinding still exercised
+        out.append(f"rewind.step={RL_UPDATE_STEPS[off_policy] if domain == 'rl' else 1}")
+    if domain == "nlp" and exp.domain_config.model.pretrained is not None:
+        out += [f"domain.model.pretrained={tiny_data.checkpoint}", "domain.max_length=32"]
     if exp.config.pruning.method == "early_bird":
         out.append("pruning.early_bird.every=1")
     if domain == "vision":
@@ -70,7 +98,8 @@ def run_config(path: Path, out: Path, tiny_data, extra=()):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_config_runs_every_level(path, tmp_path, request):
-    tiny_data = request.getfixturevalue("tiny_data") if path.parent.name == "vision" else None
+    fixture = {"vision": "tiny_data", "nlp": "tiny_text"}.get(path.parent.name)
+    tiny_data = request.getfixturevalue(fixture) if fixture else None
     extra = []
     source = load_experiment(path).config.transfer
     if source is not None:  # run the source config (tiny) first, then transfer from its run

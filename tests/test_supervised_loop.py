@@ -27,6 +27,10 @@ def test_schedule_factors():
     cos = ScheduleConfig(kind="cosine", final_factor=0.1)
     assert cos.factor(0, 100) == 1.0 and cos.factor(100, 100) == pytest.approx(0.1)
     assert cos.factor(50, 100) == pytest.approx(0.1 + 0.9 * 0.5)
+    # BERT fine-tuning: linear warmup over 10 steps, then linear decay to 0 at the end of the budget
+    lin = ScheduleConfig(kind="linear", warmup_steps=10)
+    assert lin.factor(4, 110) == pytest.approx(0.5) and lin.factor(9, 110) == 1.0
+    assert lin.factor(60, 110) == pytest.approx(0.5) and lin.factor(110, 110) == 0.0
     with pytest.raises(ConfigError, match="milestones: only for kind 'step'"):
         ScheduleConfig(milestones=[5])
 

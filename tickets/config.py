@@ -113,6 +113,10 @@ class TrainConfig:
 @dataclass
 class RewindConfig:
     step: int = 0  # 0 rewinds to the initialisation θ0; k > 0 to the weights after step k
+    # also restore the optimizer state captured at step k (Adam's moments and step count, SGD's
+    # momentum) for the ticket and the mask controls; False: a fresh optimizer at every level, as
+    # Frankle & Carbin (2019) and open_lth do. The reinit control always starts fresh.
+    optimizer: bool = False
 
     def __post_init__(self):
         if self.step < 0:
@@ -155,10 +159,24 @@ class ExperimentConfig:
             raise ConfigError(f"controls: listed twice in {self.controls}")
         if self.pruning.method == "at_init" and self.rewind.step:
             raise ConfigError("rewind.step: pruning at initialisation trains from θ0; leave rewind.step at 0")
+        if self.rewind.optimizer:
+            self._check_rewind_optimizer()
         if self.transfer is not None and self.pruning.method != "imp":
             raise ConfigError("transfer: takes tickets from its source; leave pruning.method at imp")
         if not self.name or "/" in self.name:
             raise ConfigError(f"name: must be a non-empty name without '/', got {self.name!r}")
+
+    def _check_rewind_optimizer(self) -> None:
+        """rewind.optimizer needs an optimizer state at the step every level starts from."""
+        if self.rewind.step == 0:
+            raise ConfigError("rewind.optimizer: at step 0 the optimizer has no state yet; "
+                              "set rewind.step > 0 or leave rewind.optimizer false")
+        if self.transfer is not None:
+            raise ConfigError("rewind.optimizer: a transfer starts from the source tickets' weights, "
+                              "which carry no optimizer state; leave rewind.optimizer false")
+        if self.pruning.method == "early_bird" and not self.pruning.early_bird.rewind:
+            raise ConfigError("rewind.optimizer: with pruning.early_bird.rewind false training goes on from "
+                              "the draw, where no optimizer state is kept; leave rewind.optimizer false")
 
 
 def registry_message(reg: registry.Registry, name: str) -> str:

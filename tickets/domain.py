@@ -44,16 +44,34 @@ class Domain(abc.ABC):
     def build_model(self, seed: int) -> nn.Module:
         """A freshly initialised model; the same seed gives the same weights."""
 
+    def build_reinit_model(self, seed: int) -> nn.Module:
+        """The model of the ``reinit`` control (the ticket's mask on fresh random weights). A
+        domain whose θ0 is pre-trained overrides it to draw fresh weights where ``build_model``
+        would load the checkpoint again."""
+        return self.build_model(seed)
+
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The parameters IMP may prune (before the config's include/exclude patterns)."""
         return default_prunable(model)
 
     @abc.abstractmethod
     def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
-              on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
+              on_step: StepCallback | None = None, eval_every: int = 0,
+              optimizer_state: dict[str, torch.Tensor] | None = None) -> TrainResult:
         """Train ``model`` in place from ``start_step`` up to ``steps``, calling ``on_step(step)``
         after every optimizer step with the step count reached, and evaluating on the
-        validation split every ``eval_every`` steps (0: only at the end)."""
+        validation split every ``eval_every`` steps (0: only at the end). Training starts with
+        fresh optimizer(s); a domain that ``supports_optimizer_state`` seeds them with
+        ``optimizer_state`` when given (the core passes it only to such domains)."""
+
+    # ---- optimizer state at the rewind point (optional; rewind.optimizer) -----------------------
+    supports_optimizer_state: ClassVar[bool] = False
+
+    def optimizer_state(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        """The live state of the optimizer(s) training ``model``, as flat named tensors storable
+        with safetensors (see ``tickets.optim.optimizer_tensors``); called from ``on_step``
+        during ``train``. None where the domain does not expose it."""
+        return None
 
     @abc.abstractmethod
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
@@ -140,10 +158,23 @@ def check_domain(domain: Domain, steps: int = 2) -> dict[str, Any]:
     ctx = ScoringContext(weights={n: p.detach() for n, p in prunable.items()}, mask=mask)
     mask = prune(random(ctx), mask, [Group("all", 0.5, tuple(prunable))], scope="layer")
     seen: list[int] = []
+    opt_states: list[Any] = []
+
+    def on_step(step: int) -> None:
+        seen.append(step)
+        if domain.supports_optimizer_state:
+            opt_states[:] = [domain.optimizer_state(model)]
+
     with MaskEnforcer(prunable, mask):
-        result = domain.train(model, steps=steps, seed=0, on_step=seen.append)
+        result = domain.train(model, steps=steps, seed=0, on_step=on_step)
     require(isinstance(result, TrainResult), "train() must return a TrainResult")
     require(len(seen) > 0 and seen == sorted(seen), f"on_step must be called with increasing steps, got {seen}")
+    if domain.supports_optimizer_state:
+        state = opt_states[0]
+        require(isinstance(state, dict) and bool(state) and all(isinstance(v, torch.Tensor) for v in state.values()),
+                "optimizer_state() during training must give a non-empty dict of tensors")
+        with MaskEnforcer(prunable, mask):  # seeding a fresh optimizer with it (no steps left to take)
+            domain.train(model, steps=result.steps, start_step=result.steps, seed=0, optimizer_state=state)
     for n, p in prunable.items():
         require(bool((p.detach().cpu()[~mask[n]] == 0).all()), f"pruned weights of {n} are not zero after training")
     metrics = domain.evaluate(model, split="test")

@@ -5,6 +5,7 @@
   config.yaml                    the resolved config (every default written out)
   init.safetensors               θ0, the full initial state
   rewind.safetensors             θk, the state at the rewind step (a link to init when k = 0)
+  rewind_optimizer.safetensors   the optimizer state at step k (rewind.optimizer only)
   level_00/dense.result.json     a stage's result row; written last, so it marks the stage done
   level_00/dense.trained.safetensors   prunable weights after training (the next mask's scores)
   level_03/ticket/               the level's ticket (ticket.json, masks, rewind)
@@ -40,7 +41,8 @@ class RunDir:
         """Refuse a directory that holds a run of another config (read-only: every process can
         check, so none waits for a main process that failed)."""
         cfg_path = self.path / "config.yaml"
-        if cfg_path.exists() and yaml.safe_load(cfg_path.read_text()) != yaml.safe_load(yaml.safe_dump(resolved)):
+        if cfg_path.exists() and not _same_config(yaml.safe_load(cfg_path.read_text()),
+                                                  yaml.safe_load(yaml.safe_dump(resolved))):
             raise ConfigError(f"{self.path}: holds a run with a different config; "
                               "choose another --out or remove the directory")
 
@@ -93,6 +95,17 @@ class RunDir:
 
     def write_table(self) -> None:
         store.write_text(self.path / "results.csv", table_csv(self.rows()))
+
+
+def _same_config(stored: Any, resolved: Any) -> bool:
+    """Equal, except for keys the stored file lacks: settings added to the framework since the
+    run began. They are at their defaults, or the run's hash, which leaves defaults out, would
+    have named another directory."""
+    if isinstance(stored, dict) and isinstance(resolved, dict):
+        return stored.keys() <= resolved.keys() and all(_same_config(v, resolved[k]) for k, v in stored.items())
+    if isinstance(stored, list) and isinstance(resolved, list):
+        return len(stored) == len(resolved) and all(map(_same_config, stored, resolved))
+    return stored == resolved
 
 
 def table_csv(rows: list[dict[str, Any]]) -> str:

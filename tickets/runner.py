@@ -7,6 +7,8 @@ ticket and each control under the same budget:
   reinit         the same mask on freshly initialised weights
   random_mask    a random mask with the same per-layer sparsity, on the start weights
   shuffled_mask  the mask permuted within each output unit, on the start weights
+With ``rewind.optimizer`` the ticket and the mask controls also start from the optimizer state
+captured at θk; the reinit control, on new weights, always starts with a fresh optimizer.
 Every stage is seeded from (seed, level, condition) alone and saved on completion, so a rerun
 resumes at the first unfinished stage and reproduces the same table. With several processes
 every process trains, masks are the main process's, and only the main process writes.
@@ -86,6 +88,9 @@ class Runner(abc.ABC):
         rules = [(g.pattern, g.fraction) for g in self.config.pruning.groups]
         self.groups: list[Group] = assign_groups(list(self.shapes), rules, self.config.pruning.fraction)
         self.forward_ones = forward_ones_of(self.domain, template)
+        if self.config.rewind.optimizer and not self.domain.supports_optimizer_state:
+            raise ConfigError(f"rewind.optimizer: domain {self.domain.name!r} cannot capture or restore its "
+                              "optimizer's state; leave rewind.optimizer false")
         multiple = self.domain.step_multiple()
         if self.config.rewind.step % multiple:
             raise ConfigError(f"rewind.step: {self.config.rewind.step} is not a step the {self.domain.name} loop "
@@ -121,6 +126,12 @@ class Runner(abc.ABC):
         """A file holding the ticket's rewind weights to link into the ticket, or None to save
         the model's start weights."""
         return None
+
+    def start_optimizer_state(self, level: int) -> dict[str, torch.Tensor] | None:
+        """The optimizer state a level's ticket and mask controls start with: the one captured
+        at θk with ``rewind.optimizer`` (the config allows it only where levels start at θk),
+        else None (a fresh optimizer)."""
+        return self.run.load_state("rewind_optimizer") if self.config.rewind.optimizer else None
 
     # ---- shared machinery ---------------------------------------------------------------------
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
@@ -178,6 +189,8 @@ class Runner(abc.ABC):
             if k > 0 and "step" not in captured and step >= k:
                 if main:
                     self.run.save_state("rewind", capture(model))
+                    if cfg.rewind.optimizer:
+                        self.run.save_state("rewind_optimizer", self._live_optimizer_state(model))
                 captured["step"] = step
 
         mask = Mask.ones_like({n: p.detach() for n, p in self.prunable(model).items()})
@@ -186,12 +199,19 @@ class Runner(abc.ABC):
             raise RuntimeError(f"rewind.step {k}: the domain reported step {captured.get('step')} first, not {k}; "
                                f"choose a step the training loop reports (a multiple of {self.domain.step_multiple()})")
 
+    def _live_optimizer_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        state = self.domain.optimizer_state(model)
+        if not state:
+            raise RuntimeError(f"rewind.optimizer: domain {self.domain.name!r} gave no optimizer state at the "
+                               "rewind step, though it declares supports_optimizer_state")
+        return state
+
     def _stage(self, level: int, condition: str, mask: Mask) -> None:
         cfg = self.config
         seed = stage_seed(cfg.seed, level, condition)
         seed_everything(seed)
         if condition == "reinit":
-            model = self.domain.build_model(seed=seed)
+            model = self.domain.build_reinit_model(seed=seed)
         else:
             model = self.domain.build_model(seed=cfg.seed)
             self.load_start_weights(model, level)
@@ -205,10 +225,15 @@ class Runner(abc.ABC):
                     "config_hash": self.experiment.hash()}
             ticket = Ticket(mask, None if rewind_file else capture(model), meta)
             ticket.save(self.run.ticket_dir(level), rewind_file=rewind_file)
-        self._train_and_finish(level, condition, model, mask, start_step=self.start_step(level))
+        # The reinit control starts from new random weights: moments accumulated along θ0 -> θk
+        # would belong to another trajectory, so it gets a fresh optimizer, as at level 0.
+        opt_state = None if condition == "reinit" else self.start_optimizer_state(level)
+        self._train_and_finish(level, condition, model, mask, start_step=self.start_step(level),
+                               optimizer_state=opt_state)
 
     def _train_and_finish(self, level: int, condition: str, model: nn.Module, mask: Mask, *,
-                          start_step: int, extra_on_step: Callable[[int], None] | None = None) -> None:
+                          start_step: int, extra_on_step: Callable[[int], None] | None = None,
+                          optimizer_state: dict[str, torch.Tensor] | None = None) -> None:
         cfg = self.config
         prunable = self.prunable(model)
         steps_bar = progress.bar(cfg.train.steps, f"level {level} {condition}", force=self.show_progress,
@@ -226,9 +251,11 @@ class Runner(abc.ABC):
         t0 = time.perf_counter()
         with MaskEnforcer({**prunable, **{f: params[f] for f in ties}}, enforced,  # zeroes them now, too
                           mask_grads=cfg.pruning.mask_grads):
+            # passed only when set, so domains without optimizer-state support keep their signature
+            seeded = {} if optimizer_state is None else {"optimizer_state": optimizer_state}
             result: TrainResult = self.domain.train(model, steps=cfg.train.steps, start_step=start_step,
                                                     seed=cfg.seed, on_step=on_step,
-                                                    eval_every=cfg.train.eval_every)
+                                                    eval_every=cfg.train.eval_every, **seeded)
         steps_bar.close()
         metrics = self.domain.evaluate(model, split="test")
         wall = time.perf_counter() - t0

@@ -4,9 +4,13 @@ Each algorithm states the action space it needs, the RLConfig keys it reads (wit
 SB3 2.x's, apart from PPO's shorter rollouts), which of its policy's weights are prunable, and
 which are target-network copies that follow an online weight's mask.
 
-Prunable weights (the model is ``algo.policy``; every Linear weight of the networks named):
+Prunable weights (the model is ``algo.policy``; every Linear and Conv weight of the networks
+named, so with ``CnnPolicy`` the NatureCNN's convolutions and its linear layer too):
 
-* PPO / A2C: ``mlp_extractor`` policy and value nets, ``action_net``, ``value_net``.
+* PPO / A2C: ``features_extractor`` (shared by policy and value: SB3 registers it also as
+  ``pi_features_extractor`` and ``vf_features_extractor``, and ``named_parameters`` names it
+  once; unshared, ``vf_features_extractor`` is a second one), ``mlp_extractor`` policy and
+  value nets, ``action_net``, ``value_net``.
 * DQN: ``q_net``; ``q_net_target`` follows it.
 * SAC: ``actor`` (its ``latent_pi`` trunk and both heads, ``mu`` and ``log_std``: the
   ``log_std`` head is a layer like any other, and pruning only ``mu`` would leave half the
@@ -55,14 +59,16 @@ class Algorithm:
         return {"gamma": cfg.gamma, **{k: getattr(cfg, k) for k in self.defaults}, **self.extra(cfg)}
 
 
+ACTOR_CRITIC_MODULES = ("features_extractor", "vf_features_extractor", "mlp_extractor", "action_net", "value_net")
+
 ALGORITHMS: dict[str, Algorithm] = {
     "ppo": Algorithm(PPO, spaces.Discrete | spaces.Box,
                      dict(n_steps=256, batch_size=64, n_epochs=4, gae_lambda=0.95, clip_range=0.2,
                           ent_coef=0.0, max_grad_norm=0.5),
-                     ("mlp_extractor", "action_net", "value_net")),
+                     ACTOR_CRITIC_MODULES),
     "a2c": Algorithm(A2C, spaces.Discrete | spaces.Box,
                      dict(n_steps=5, gae_lambda=1.0, ent_coef=0.0, max_grad_norm=0.5),
-                     ("mlp_extractor", "action_net", "value_net")),
+                     ACTOR_CRITIC_MODULES),
     "dqn": Algorithm(DQN, spaces.Discrete,
                      dict(batch_size=32, buffer_size=1_000_000, learning_starts=100, train_freq=4,
                           gradient_steps=1, tau=1.0, target_update_interval=10_000,
@@ -100,8 +106,8 @@ def tied_of(spec: Algorithm, policy: nn.Module) -> dict[str, str]:
     return ties
 
 
-def optimizers_of(policy: nn.Module) -> list[tuple[nn.Module, str]]:
-    """(owner, attribute) of each optimizer the algorithm's train() steps."""
+def optimizers_of(policy: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+    """Each optimizer the algorithm's train() steps, by name: (owner, attribute)."""
     if hasattr(policy, "actor") and hasattr(policy.actor, "optimizer"):  # SAC, TD3
-        return [(policy.actor, "optimizer"), (policy.critic, "optimizer")]
-    return [(policy, "optimizer")]
+        return {"actor.optimizer": (policy.actor, "optimizer"), "critic.optimizer": (policy.critic, "optimizer")}
+    return {"optimizer": (policy, "optimizer")}

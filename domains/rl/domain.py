@@ -1,14 +1,13 @@
 """The RL domain adapter: stable-baselines3 agents on gymnasium environments.
 
 The model the core sees is the SB3 policy (an ``nn.Module`` with plain parameter names such as
-``mlp_extractor.policy_net.0.weight``); the algorithm that trains it hangs off the policy as
-``policy._tickets_algorithm``. Steps are environment steps.
+``mlp_extractor.policy_net.0.weight``); the algorithm that trains it hangs off the policy
+(``algorithm_of(policy)``). Steps are environment steps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,17 +21,20 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from tickets.domain import Domain, StepCallback, TrainResult
 from tickets.errors import ConfigError, did_you_mean
-from tickets.optim import OptimizerConfig
+from tickets.optim import OptimizerConfig, load_optimizer_tensors, optimizer_tensors
 
 from .algorithms import ALGORITHM_KEYS, ALGORITHMS, optimizers_of, prunable_of, tied_of
+from .envs import check_atari, check_env_id, make_env, probe_spaces, registered_name
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+ENT_COEF = "log_ent_coef"  # SAC's learned entropy coefficient, in the optimizer state
 
 # Evaluation environments are seeded from the split name, apart from any training seed.
 SPLIT_SEEDS = {"validation": 1_000_003, "test": 2_000_029}
@@ -42,6 +44,9 @@ SPLIT_SEEDS = {"validation": 1_000_003, "test": 2_000_029}
 class RLConfig:
     env_id: str = "CartPole-v1"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    atari: bool = False  # SB3's AtariWrapper on training and evaluation envs (see domains.rl.envs)
+    frame_stack: int = 1  # observations stacked over the last n steps (VecFrameStack; Atari: 4)
+    policy: Literal["auto", "mlp", "cnn"] = "auto"  # auto: SB3's CnnPolicy for image observations, else Mlp
     algorithm: Literal["ppo", "a2c", "dqn", "sac", "td3"] = "ppo"
     n_envs: int = 1
     gamma: float = 0.99
@@ -74,13 +79,21 @@ class RLConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        _check_env_id(self.env_id)
+        check_env_id(self.env_id, self.atari)
         if not isinstance(self.env_kwargs, dict):
             raise ConfigError(f"env_kwargs: must be a mapping, got {self.env_kwargs!r}")
+        if self.frame_stack < 1:
+            raise ConfigError(f"frame_stack: must be at least 1, got {self.frame_stack}")
+        if self.atari:
+            check_atari(self.env_id, self.env_kwargs)
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(f"algorithm: {self.algorithm!r} is not one of {sorted(ALGORITHMS)}"
                               f"{did_you_mean(self.algorithm, ALGORITHMS)}")
+        # not dataclass fields: derived from the environment, so neither hashed nor saved
+        self.observation_space, self.action_space = probe_spaces(self.env_id, self.env_kwargs, self.atari,
+                                                                 self.frame_stack)
         self._resolve_algorithm_keys()
+        self._check_policy()
         ints = ("n_envs", "n_steps", "n_epochs", "eval_episodes", "buffer_size", "train_freq",
                 "target_update_interval", "policy_delay")
         for key in ints:
@@ -126,36 +139,25 @@ class RLConfig:
             elif getattr(self, key) is not None:
                 users = [a for a, s in ALGORITHMS.items() if key in s.defaults]
                 raise ConfigError(f"{key}: not used by algorithm {self.algorithm!r} (only by {', '.join(users)})")
-        space = _action_space(self.env_id, self.env_kwargs)
-        if not isinstance(space, spec.action_space):
+        if not isinstance(self.action_space, spec.action_space):
             kind = "discrete" if spec.action_space is spaces.Discrete else "continuous (Box)"
             raise ConfigError(f"algorithm: {self.algorithm!r} needs a {kind} action space; "
-                              f"{self.env_id} has {space}")
+                              f"{self.env_id} has {self.action_space}")
 
+    def _check_policy(self) -> None:
+        if self.policy == "cnn" and not is_image_space(self.observation_space):
+            hint = "" if self.atari else "; for Atari frames set atari: true"
+            raise ConfigError(f"policy: 'cnn' needs image observations (uint8, height x width x channels); "
+                              f"{self.env_id} gives {self.observation_space}{hint}")
 
-def _action_space(env_id: str, env_kwargs: dict[str, Any]) -> spaces.Space:
-    try:
-        env = gym.make(env_id, **env_kwargs)
-    except Exception as e:  # noqa: BLE001 (a bad env_kwargs key, a missing dependency)
-        raise ConfigError(f"env_kwargs: cannot make {env_id!r}: {e}") from None
-    try:
-        return env.action_space
-    finally:
-        env.close()
+    def policy_class(self) -> str:
+        """SB3's policy name: CnnPolicy (NatureCNN features) or MlpPolicy."""
+        cnn = self.policy == "cnn" or (self.policy == "auto" and is_image_space(self.observation_space))
+        return "CnnPolicy" if cnn else "MlpPolicy"
 
-
-def _check_env_id(env_id: str) -> None:
-    module, _, name = env_id.rpartition(":")  # "package.module:Env-v0" registers on import, as in gym.make
-    if module:
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise ConfigError(f"env_id: cannot import {module!r} to register {name!r}: {e}") from None
-    try:
-        gym.spec(name)
-    except gym.error.Error as e:
-        hint = did_you_mean(env_id, gym.registry) or f" ({e})"
-        raise ConfigError(f"env_id: {env_id!r} is not a registered gymnasium environment{hint}") from None
+    def make_env(self, n_envs: int, seed: int) -> VecEnv:
+        return make_env(self.env_id, n_envs=n_envs, seed=seed, env_kwargs=self.env_kwargs, atari=self.atari,
+                        frame_stack=self.frame_stack)
 
 
 @contextlib.contextmanager
@@ -197,11 +199,28 @@ class _StepReporter(BaseCallback):
         self._flush()
 
 
+class _AlgorithmHandle:
+    """The policy's link to its algorithm. Deep copies of the policy (the core probes copies)
+    share it instead of copying the algorithm with its environments (ALE's cannot be copied)
+    and replay buffer."""
+
+    def __init__(self, algo: BaseAlgorithm):
+        self.algo = algo
+
+    def __deepcopy__(self, memo: dict) -> _AlgorithmHandle:
+        return self
+
+
+def attach_algorithm(policy: nn.Module, algo: BaseAlgorithm) -> None:
+    # A plain attribute (BaseAlgorithm is not an nn.Module), so parameter names stay unprefixed.
+    policy._tickets_algorithm = _AlgorithmHandle(algo)
+
+
 def algorithm_of(model: nn.Module) -> BaseAlgorithm:
-    algo = getattr(model, "_tickets_algorithm", None)
-    if algo is None:
-        raise TypeError(f"{type(model).__name__} was not built by RLDomain.build_model (no _tickets_algorithm)")
-    return algo
+    handle = getattr(model, "_tickets_algorithm", None)
+    if handle is None:
+        raise TypeError(f"{type(model).__name__} was not built by RLDomain.build_model (no algorithm attached)")
+    return handle.algo
 
 
 class RLDomain(Domain):
@@ -223,16 +242,19 @@ class RLDomain(Domain):
                              optimizer_class=cfg.optimizer.torch_class(),
                              optimizer_kwargs=self._optimizer_kwargs())
         with _own_rng():
-            env = make_vec_env(cfg.env_id, n_envs=cfg.n_envs, seed=seed, env_kwargs=cfg.env_kwargs)
-            algo = algo_spec.cls("MlpPolicy", env, learning_rate=cfg.optimizer.lr, policy_kwargs=policy_kwargs,
-                                 seed=seed, verbose=0, device=cfg.device, **algo_spec.hyperparameters(cfg))
-        policy = algo.policy
-        # A plain attribute (BaseAlgorithm is not an nn.Module), so parameter names stay unprefixed.
-        policy._tickets_algorithm = algo
-        return policy
+            env = cfg.make_env(cfg.n_envs, seed)
+            algo = algo_spec.cls(cfg.policy_class(), env, learning_rate=cfg.optimizer.lr,
+                                 policy_kwargs=policy_kwargs, seed=seed, verbose=0, device=cfg.device,
+                                 **algo_spec.hyperparameters(cfg))
+        attach_algorithm(algo.policy, algo)
+        return algo.policy
 
     def train(self, model: nn.Module, *, steps: int, start_step: int = 0, seed: int = 0,
-              on_step: StepCallback | None = None, eval_every: int = 0) -> TrainResult:
+              on_step: StepCallback | None = None, eval_every: int = 0,
+              optimizer_state: dict[str, torch.Tensor] | None = None) -> TrainResult:
+        """Fresh optimizers (seeded with ``optimizer_state`` when given), reseeded RNGs and fresh
+        environments: SB3 cannot restore an environment mid-episode, so a run restarted at step
+        k collects other rollouts than the uninterrupted run did after k."""
         algo = algorithm_of(model)
         history: list[dict[str, float]] = []
         next_eval = (start_step // eval_every + 1) * eval_every if eval_every > 0 else None
@@ -254,10 +276,12 @@ class RLDomain(Domain):
             policy = algo.policy
             # fresh optimizers per train() call, as the supervised loop does (each over the
             # parameters SB3 gave it: DQN's over q_net only, SAC/TD3's one for actor and critic)
-            for owner, attr in optimizers_of(policy):
+            for owner, attr in optimizers_of(policy).values():
                 old = getattr(owner, attr)
                 setattr(owner, attr, policy.optimizer_class([p for g in old.param_groups for p in g["params"]],
                                                             lr=algo.lr_schedule(1), **policy.optimizer_kwargs))
+            if optimizer_state is not None:
+                self._load_optimizer_state(model, optimizer_state)
             if getattr(algo, "replay_buffer", None) is not None:
                 algo.replay_buffer.reset()  # no transitions from an earlier train() call
             if steps > start_step:
@@ -270,8 +294,44 @@ class RLDomain(Domain):
             validate(reached)
         return TrainResult(steps=reached, history=history)
 
+    # ---- optimizer state (rewind.optimizer) ---------------------------------------------------
+    supports_optimizer_state = True
+
+    def _optimizers(self, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+        named = {name: getattr(owner, attr) for name, (owner, attr) in optimizers_of(model).items()}
+        algo = algorithm_of(model)
+        if getattr(algo, "ent_coef_optimizer", None) is not None:
+            named["ent_coef_optimizer"] = algo.ent_coef_optimizer
+        return named
+
+    def _param_names(self, model: nn.Module) -> dict[int, str]:
+        names = {id(p): n for n, p in model.named_parameters()}
+        log_ent_coef = getattr(algorithm_of(model), "log_ent_coef", None)
+        if log_ent_coef is not None:
+            names[id(log_ent_coef)] = ENT_COEF
+        return names
+
+    def optimizer_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Every optimizer the algorithm steps (PPO/A2C/DQN: one; SAC/TD3: actor and critic).
+        SAC's entropy coefficient comes with it: it lives outside the policy, so the rewind
+        weights miss it, and its own Adam's moments would be meaningless without it."""
+        state = optimizer_tensors(self._optimizers(model), self._param_names(model))
+        log_ent_coef = getattr(algorithm_of(model), "log_ent_coef", None)
+        if log_ent_coef is not None:
+            state[ENT_COEF] = log_ent_coef.detach().to("cpu", copy=True)
+        return state
+
+    def _load_optimizer_state(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        state = dict(state)
+        log_ent_coef = getattr(algorithm_of(model), "log_ent_coef", None)
+        if log_ent_coef is not None and ENT_COEF in state:
+            with torch.no_grad():
+                log_ent_coef.copy_(state.pop(ENT_COEF))
+        load_optimizer_tensors(self._optimizers(model), self._param_names(model), state)
+
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
-        """Linear weights of the online networks (see domains.rl.algorithms); never target networks."""
+        """Linear and convolution weights of the online networks (see domains.rl.algorithms);
+        never target networks."""
         return prunable_of(ALGORITHMS[self.config.algorithm], model)
 
     def tied_parameters(self, model: nn.Module) -> dict[str, str]:
@@ -286,7 +346,7 @@ class RLDomain(Domain):
         per_env = cfg.train_freq if ALGORITHMS[cfg.algorithm].off_policy else cfg.n_steps
         return per_env * cfg.n_envs
 
-    forward_ones_unavailable = "forward_ones is defined for PPO, A2C, DQN, SAC and TD3 policies with flat observations"
+    forward_ones_unavailable = "forward_ones is defined for PPO, A2C, DQN, SAC and TD3 policies on Box observations"
 
     def forward_ones(self, model: nn.Module) -> torch.Tensor | None:
         """The networks' outputs on an all-ones observation (the policies' own forwards sample or
@@ -297,7 +357,7 @@ class RLDomain(Domain):
         obs = torch.ones((1, *model.observation_space.shape), dtype=p.dtype, device=p.device)
         algorithm = self.config.algorithm
         if algorithm in ("ppo", "a2c"):
-            latent_pi, latent_vf = model.mlp_extractor(model.features_extractor(obs))
+            latent_pi, latent_vf = _actor_critic_latents(model, lambda extractor: extractor(obs))
             return torch.cat([model.action_net(latent_pi), model.value_net(latent_vf)], dim=1)
         if algorithm == "dqn":
             return model.q_net.q_net(model.q_net.features_extractor(obs))
@@ -313,43 +373,42 @@ class RLDomain(Domain):
         return torch.cat([*outputs, *(q(q_in) for q in critic.q_networks)], dim=1)
 
     def _require_scoring(self) -> None:
-        if self.config.algorithm not in ("ppo", "a2c") or not isinstance(
-                _action_space(self.config.env_id, self.config.env_kwargs), spaces.Discrete):
+        if self.config.algorithm not in ("ppo", "a2c") or not isinstance(self.config.action_space, spaces.Discrete):
             raise ValueError("scoring batches are defined for PPO and A2C on discrete actions "
                              f"(this config: {self.config.algorithm!r} on {self.config.env_id})")
 
     def scoring_batches(self, n: int, seed: int) -> list[dict[str, torch.Tensor]] | None:
-        """``n`` batches of one episode each, played by the policy at initialisation: observations,
-        actions and discounted returns (PPO and A2C on discrete actions; None otherwise)."""
-        cfg = self.config
+        """``n`` batches of one episode each (on the wrapped environment, as in training), played
+        by the policy at initialisation: observations, actions and discounted returns (PPO and
+        A2C on discrete actions; None otherwise)."""
         try:
             self._require_scoring()
         except ValueError:
             return None
-        env = gym.make(cfg.env_id, **cfg.env_kwargs)
         policy = self.build_model(seed)
-        batches = []
+        return [self._episode_batch(policy, seed + i) for i in range(n)]
+
+    def _episode_batch(self, policy: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+        env = self.config.make_env(1, seed)
         try:
-            for i in range(n):
-                obs, _ = env.reset(seed=seed + i)
-                observations, actions, rewards, done = [], [], [], False
-                while not done:
-                    action, _ = policy.predict(obs, deterministic=False)
-                    observations.append(obs)
-                    actions.append(action)
-                    obs, reward, terminated, truncated, _ = env.step(action)
-                    rewards.append(float(reward))
-                    done = terminated or truncated
-                returns, g = [], 0.0
-                for r in reversed(rewards):
-                    g = r + cfg.gamma * g
-                    returns.append(g)
-                batches.append({"observations": torch.as_tensor(np.array(observations), dtype=torch.float32),
-                                "actions": torch.as_tensor(np.array(actions)),
-                                "returns": torch.tensor(returns[::-1], dtype=torch.float32)})
+            obs, done = env.reset(), False
+            observations, actions, rewards = [], [], []
+            while not done:
+                action, _ = policy.predict(obs, deterministic=False)
+                observations.append(obs[0])
+                actions.append(action[0])
+                obs, reward, dones, _ = env.step(action)
+                rewards.append(float(reward[0]))
+                done = bool(dones[0])
         finally:
             env.close()
-        return batches
+        returns, g = [], 0.0
+        for r in reversed(rewards):
+            g = r + self.config.gamma * g
+            returns.append(g)
+        return {"observations": torch.as_tensor(np.array(observations), dtype=torch.float32),
+                "actions": torch.as_tensor(np.array(actions)),
+                "returns": torch.tensor(returns[::-1], dtype=torch.float32)}
 
     def scoring_loss(self, model: nn.Module, batch: dict[str, torch.Tensor], *,
                      temperature: float = 1.0) -> torch.Tensor:
@@ -358,8 +417,9 @@ class RLDomain(Domain):
         ``temperature`` divides the action logits. PPO and A2C on discrete actions only."""
         self._require_scoring()
         device = next(model.parameters()).device
-        obs = batch["observations"].to(device)
-        latent_pi, latent_vf = model.mlp_extractor(model.extract_features(obs))
+        obs = preprocess_obs(batch["observations"].to(device), model.observation_space,
+                             normalize_images=model.normalize_images)
+        latent_pi, latent_vf = _actor_critic_latents(model, lambda extractor: extractor(obs))
         values = model.value_net(latent_vf).squeeze(-1)
         dist = torch.distributions.Categorical(logits=model.action_net(latent_pi) / temperature)
         returns = batch["returns"].to(device)
@@ -371,7 +431,7 @@ class RLDomain(Domain):
         step whose mean return reached the threshold (None if none did)."""
         threshold = self.config.return_threshold
         if threshold is None:
-            threshold = gym.spec(self.config.env_id.rpartition(":")[2]).reward_threshold
+            threshold = gym.spec(registered_name(self.config.env_id)).reward_threshold
         if threshold is None:
             return {}
         reached = [h["step"] for h in history if h["mean_return"] >= threshold]
@@ -381,7 +441,7 @@ class RLDomain(Domain):
         if split not in SPLIT_SEEDS:
             raise ValueError(f"unknown split {split!r} (RL evaluates on {sorted(SPLIT_SEEDS)})")
         cfg = self.config
-        env = make_vec_env(cfg.env_id, n_envs=1, seed=SPLIT_SEEDS[split], env_kwargs=cfg.env_kwargs)
+        env = cfg.make_env(1, SPLIT_SEEDS[split])
         try:
             mean, std = evaluate_policy(model, env, n_eval_episodes=cfg.eval_episodes, deterministic=True)
         finally:
@@ -389,10 +449,21 @@ class RLDomain(Domain):
         return {"mean_return": float(mean), "std_return": float(std)}
 
     def describe(self) -> dict[str, Any]:
-        return {"domain": self.name, **asdict(self.config),
-                "libraries": {lib: version(lib) for lib in ("stable-baselines3", "gymnasium")}}
+        libraries = ("stable-baselines3", "gymnasium", *(("ale-py",) if self.config.atari else ()))
+        return {"domain": self.name, **asdict(self.config), "libraries": {lib: version(lib) for lib in libraries}}
 
     def model_identity(self, model: nn.Module) -> dict[str, Any]:
         cfg = self.config
         return {**super().model_identity(model), "algorithm": cfg.algorithm, "env_id": cfg.env_id,
-                "net_arch": list(cfg.net_arch), "activation": cfg.activation}
+                "policy": cfg.policy_class(), "net_arch": list(cfg.net_arch), "activation": cfg.activation}
+
+
+def _actor_critic_latents(policy: nn.Module, features: Callable[[nn.Module], torch.Tensor]
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(latent_pi, latent_vf) of a PPO/A2C policy, ``features(extractor)`` giving an extractor's
+    output: one shared extractor (SB3's default), or pi_features_extractor (an alias of
+    features_extractor) and vf_features_extractor."""
+    if policy.share_features_extractor:
+        return policy.mlp_extractor(features(policy.features_extractor))
+    return (policy.mlp_extractor.forward_actor(features(policy.pi_features_extractor)),
+            policy.mlp_extractor.forward_critic(features(policy.vf_features_extractor)))
