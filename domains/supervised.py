@@ -87,10 +87,13 @@ class LoopConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     cpu: bool = False  # force the CPU even where a GPU is present
+    max_grad_norm: float | None = None  # clip the gradients' global norm (BERT fine-tuning: 1.0)
 
     def __post_init__(self):
         if self.batch_size <= 0 or self.eval_batch_size <= 0:
             raise ConfigError("batch_size: must be positive")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ConfigError(f"max_grad_norm: must be positive, got {self.max_grad_norm}")
         if self.grad_accumulation < 1 or self.batch_size % self.grad_accumulation:
             raise ConfigError(f"grad_accumulation: must divide batch_size ({self.batch_size}), "
                               f"got {self.grad_accumulation}")
@@ -153,6 +156,8 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
                 with contextlib.nullcontext() if last else accelerator.no_sync(prepared):
                     loss, _ = loss_fn(prepared, {k: c[i] for k, c in chunks.items()})
                     accelerator.backward(loss / loop.grad_accumulation)
+            if loop.max_grad_norm is not None:  # pruned weights' gradients count unless pruning.mask_grads
+                accelerator.clip_grad_norm_(prepared.parameters(), loop.max_grad_norm)
             opt.step()
             step += 1
             if on_step is not None:

@@ -60,7 +60,7 @@ def test_rewind_restores_the_pretrained_weights_bit_for_bit(source, checkpoint):
         for name, value in pretrained.items():
             if name in ticket.rewind:
                 assert torch.equal(ticket.rewind[name], value), name
-        assert sum(n in ticket.rewind for n in pretrained) >= len(pretrained) - 1  # all but unused buffers
+        assert set(pretrained) <= set(ticket.rewind), set(pretrained) - set(ticket.rewind)
         for name in ("classifier.weight", "classifier.bias"):  # the new head: its seeded draw, every level
             assert torch.equal(ticket.rewind[name], head[name])
     trained = read_tensors(run.trained_path(0, "dense"))
@@ -83,19 +83,31 @@ def test_only_the_blocks_linear_weights_are_pruned(source, checkpoint):
     assert all(r["metric"] == "accuracy" and {"f1", "mcc"} <= set(r["metrics"]) for r in rows)
 
 
-def test_reinit_control_redraws_only_the_prunable_weights(checkpoint):
-    domain = NLPDomain(from_dict(NLPDomain.Config, {"model": {"pretrained": str(checkpoint)}}))
-    pretrained = checkpoint_tensors(checkpoint)
-    fresh = domain.build_reinit_model(seed=7)
-    prunable = domain.prunable(fresh)
-    for name, p in fresh.named_parameters():
+def test_reinit_control_redraws_only_the_prunable_weights(checkpoint, tmp_path):
+    """Pre-trained θ0: the reinit control keeps the ticket's start weights (here θk, k = 1) and
+    draws fresh values for the prunable weights only (after ``exclude``), from a seed of its own."""
+    cfg = nlp_config("late", {"pretrained": str(checkpoint)})
+    cfg["rewind"] = {"step": 1}
+    cfg["pruning"] = {"levels": 1, "fraction": 0.3, "exclude": ["*.intermediate.dense.weight"]}
+    cfg["controls"] = ["reinit"]
+    exp = load_experiment(cfg)
+    make_runner(exp, tmp_path, show_progress=False).execute()
+    runner = make_runner(exp, tmp_path, show_progress=False)
+    theta_k = runner.run.load_state("rewind")
+    model = runner._reinit_model(1, seed=5)
+    prunable = runner.prunable(model)
+    assert not any("intermediate.dense" in n for n in prunable) and len(prunable) == 10
+    fresh = dict(runner.domain.build_fresh_model(seed=5).named_parameters())
+    for name, p in model.named_parameters():
         if name in prunable:
-            assert not torch.equal(p, pretrained[name]), name
+            assert torch.equal(p, fresh[name]) and not torch.equal(p, theta_k[name]), name
             assert p.std().item() == pytest.approx(0.02, rel=0.2)  # BERT's initializer_range
-        elif name in pretrained:
-            assert torch.equal(p, pretrained[name]), name
-    again = domain.build_reinit_model(seed=7)
-    assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), again.parameters()))
+        else:
+            assert torch.equal(p, theta_k[name]), name  # embeddings, norms, head, excluded layers: θk
+    draws = torch.cat([p.reshape(-1) for p in prunable.values()])
+    assert not any(torch.equal(model.classifier.weight.reshape(-1), draws[i:i + 64]) for i in range(0, 640, 32))
+    again = runner._reinit_model(1, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))
 
 
 def test_a_ticket_moves_to_another_task_with_a_new_head(source, checkpoint, tmp_path):
@@ -169,6 +181,7 @@ def test_minilm_loads_offline_with_its_tokenizer():
 @pytest.mark.parametrize("options, message", [
     ({"model": {"pretrained": "/no/such/dir"}}, "config.model.pretrained: /no/such/dir is not a model directory"),
     ({"model": {"init": "random"}}, "config.model.init:"),
+    ({"model": {"pretrained": "minilm", "hidden_size": 128}}, "config.model.hidden_size: only for a model built"),
     ({"model": {"pretrained": "minilm"}, "tokenizer": "train"}, "config.tokenizer:"),
     ({"task": "causal_lm", "dataset": {"glue": "sst2"}}, "config.dataset.glue:"),
     ({"dataset": {"glue": "sst3"}}, "config.dataset.glue: 'sst3' is not a GLUE task"),
@@ -178,3 +191,43 @@ def test_bad_model_and_task_settings_fail_before_any_work(options, message):
     with pytest.raises(ConfigError) as err:
         from_dict(NLPDomain.Config, options)
     assert str(err.value).startswith(message)
+
+
+def build_with(checkpoint, **options):
+    domain = NLPDomain(from_dict(NLPDomain.Config, {"model": {"pretrained": str(checkpoint), **options}}))
+    return domain.build_model(seed=0)
+
+
+def test_a_checkpoint_without_the_blocks_weights_is_refused(checkpoint, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    weights = load_file(broken / "model.safetensors")
+    save_file({n: t for n, t in weights.items() if "layer.1." not in n}, broken / "model.safetensors")
+    with pytest.raises(ConfigError, match=r"^pretrained: .* does not hold the weights .*layer\.1\."):
+        build_with(broken)
+
+
+def test_half_precision_checkpoints_load_as_float32_master_weights(checkpoint, tmp_path):
+    from transformers import AutoModel
+
+    half = tmp_path / "half"
+    AutoModel.from_pretrained(checkpoint).to(torch.bfloat16).save_pretrained(half)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (checkpoint / f).is_file():
+            (half / f).write_bytes((checkpoint / f).read_bytes())
+    model = build_with(half)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_overrides_and_max_length_are_checked_against_the_model(checkpoint):
+    model = build_with(checkpoint, overrides={"hidden_dropout_prob": 0.0})
+    assert model.config.hidden_dropout_prob == 0.0
+    with pytest.raises(ConfigError, match="^overrides: hiden_dropout_prob not attributes of BertConfig"):
+        build_with(checkpoint, overrides={"hiden_dropout_prob": 0.0})
+    domain = NLPDomain(from_dict(NLPDomain.Config, {"model": {"pretrained": str(checkpoint)}, "max_length": 65}))
+    with pytest.raises(ConfigError, match="^max_length: 65 tokens, but the model has 64 positions"):
+        domain.build_model(seed=0)

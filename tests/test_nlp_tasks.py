@@ -109,10 +109,12 @@ def test_pruned_gpt2_weights_stay_zero_through_the_accelerate_loop(task):
                                                                "mlp.c_fc.weight", "mlp.c_proj.weight"]
     g = torch.Generator().manual_seed(0)
     mask = Mask({n: torch.rand(p.shape, generator=g) < 0.5 for n, p in prunable.items()})
+    before = {n: p.detach().clone() for n, p in prunable.items()}
     with MaskEnforcer(prunable, mask):
         d.train(model, steps=4, seed=0)
     for n, p in prunable.items():
         assert torch.all(p.detach()[~mask[n]] == 0.0), n
+        assert not torch.equal(p.detach()[mask[n]], before[n][mask[n]]), f"{n} did not train"
     metric = d.evaluate(model, "test")
     assert d.primary_metric in metric and math.isfinite(metric[d.primary_metric])
     if task == "causal_lm":
@@ -129,6 +131,7 @@ def test_pruned_gpt2_weights_stay_zero_through_trainer(tmp_path):
     prunable = d.prunable(model)
     g = torch.Generator().manual_seed(1)
     mask = Mask({n: torch.rand(p.shape, generator=g) < 0.3 for n, p in prunable.items()})
+    before = {n: p.detach().clone() for n, p in prunable.items()}
     rows = [d.data.train[i] for i in range(32)]
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=8, learning_rate=0.01,
                              weight_decay=0.01, report_to=[], save_strategy="no", logging_strategy="no",
@@ -137,6 +140,7 @@ def test_pruned_gpt2_weights_stay_zero_through_trainer(tmp_path):
         Trainer(model=model, args=args, train_dataset=rows).train()
     for n, p in prunable.items():
         assert torch.all(p.detach()[~mask[n]] == 0.0), n
+        assert not torch.equal(p.detach()[mask[n]], before[n][mask[n]]), f"{n} did not train"
 
 
 def test_bf16_training_keeps_the_mask_and_reports_finite_perplexity():
@@ -149,3 +153,33 @@ def test_bf16_training_keeps_the_mask_and_reports_finite_perplexity():
         result = d.train(model, steps=3, seed=0, eval_every=3)
     assert all(torch.all(p.detach()[~mask[n]] == 0.0) for n, p in prunable.items())
     assert math.isfinite(result.history[-1]["perplexity"])
+
+
+def test_perplexity_is_the_exp_of_the_mean_token_nll_computed_by_hand():
+    d = NLPDomain(from_dict(NLPDomain.Config, {"task": "causal_lm", "model": GPT2, "tokenizer": "shipped",
+                                               "max_length": 32, "eval_batch_size": 50}))
+    model = d.build_model(seed=0).eval()
+    table = d.data.validation
+    assert len(table) % 50 != 0  # an uneven last batch
+    nll, tokens = 0.0, 0
+    with torch.no_grad():
+        for i in range(len(table)):
+            ids = table.columns["input_ids"][i:i + 1]
+            logits = model(input_ids=ids).logits[0, :-1].double()
+            nll += float(torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum"))
+            tokens += ids.shape[1] - 1
+    got = d.evaluate(model, "validation")
+    assert got["perplexity"] == pytest.approx(math.exp(nll / tokens), rel=1e-4)
+
+
+def test_gpt2_classification_reads_the_last_real_token_whatever_the_padding():
+    d = NLPDomain(from_dict(NLPDomain.Config, {"model": GPT2, "tokenizer": "shipped", "max_length": 32}))
+    model = d.build_model(seed=0).eval()
+    tok = d.data.tokenizer
+    short = tok(["a fine movie"], padding="max_length", max_length=8, return_tensors="pt")
+    long = tok(["a fine movie"], padding="max_length", max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        a = model(input_ids=short["input_ids"], attention_mask=short["attention_mask"]).logits
+        b = model(input_ids=long["input_ids"], attention_mask=long["attention_mask"]).logits
+    assert torch.allclose(a, b, atol=1e-5)
+    assert model.config.pad_token_id == tok.pad_token_id

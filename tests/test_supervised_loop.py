@@ -75,3 +75,19 @@ def test_bf16_mixed_precision_trains_with_masks_held():
         assert p.dtype == torch.float32 and torch.all(p.detach()[~mask[n]] == 0.0)
     metrics = d.evaluate(model)
     assert math.isfinite(metrics["loss"]) and metrics["accuracy"] > 0.3
+
+
+def test_max_grad_norm_clips_the_global_gradient_norm():
+    """With SGD at lr 1 the whole update is the clipped gradient: its norm is max_grad_norm."""
+    changes = {}
+    for clip in (None, 0.01):
+        d = domain(optimizer={"name": "sgd", "lr": 1.0}, max_grad_norm=clip)
+        model = d.build_model(seed=0)
+        before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
+        d.train(model, steps=1, seed=0)
+        after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        changes[clip] = float((after - before).norm())
+    assert changes[0.01] == pytest.approx(0.01, rel=1e-3)
+    assert changes[None] > 0.1
+    with pytest.raises(ConfigError, match="max_grad_norm: must be positive"):
+        domain(max_grad_norm=0.0)

