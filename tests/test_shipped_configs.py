@@ -23,6 +23,8 @@ RL_OFF_POLICY = ["domain.learning_starts=16", "domain.train_freq=16", "domain.gr
 RL_UPDATE_STEPS = {True: 16, False: 32}  # off-policy train_freq, on-policy n_steps: where rewind steps fall
 # Atari: evaluation games of 100 agent steps, validated only at the end (each game loads a ROM)
 RL_ATARI = ["domain.env_kwargs.max_num_frames_per_episode=400", "train.eval_every=0"]
+NLP_TINY_MODEL = ["domain.model.hidden_size=16", "domain.model.intermediate_size=32",
+                  "domain.model.num_attention_heads=2", "domain.model.num_hidden_layers=2"]
 # hub datasets -> tiny stand-ins of the same image shape and class count
 SHAPES = {"mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10), "kmnist": (1, 28, 10),
           "cifar10": (3, 32, 10), "svhn": (3, 32, 10), "cifar100": (3, 32, 100)}
@@ -81,6 +83,8 @@ def tiny_overrides(path: Path, tiny_data) -> list[str]:
         out.append(f"rewind.step={RL_UPDATE_STEPS[off_policy] if domain == 'rl' else 1}")
     if domain == "nlp" and exp.domain_config.model.pretrained is not None:
         out += [f"domain.model.pretrained={tiny_data.checkpoint}", "domain.max_length=32"]
+    elif domain == "nlp":
+        out += NLP_TINY_MODEL
     if exp.config.pruning.method == "early_bird":
         out.append("pruning.early_bird.every=1")
     if domain == "vision":
