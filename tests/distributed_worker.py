@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+from domains.nlp import NLPDomain
 from domains.vision import VisionDomain
 from tickets import registry
 from tickets.cli import main
@@ -17,9 +18,7 @@ OUT = sys.argv[2]
 RANK = int(os.environ["RANK"])
 
 
-class RecordingVision(VisionDomain):
-    name = "recording_vision"
-
+class Recording:
     def train(self, model, **kw):
         result = super().train(model, **kw)
         state = capture(model)
@@ -30,5 +29,14 @@ class RecordingVision(VisionDomain):
         return result
 
 
+class RecordingVision(Recording, VisionDomain):
+    name = "recording_vision"
+
+
+class RecordingNLP(Recording, NLPDomain):
+    name = "recording_nlp"
+
+
 registry.domains.register("recording_vision", RecordingVision)
+registry.domains.register("recording_nlp", RecordingNLP)
 sys.exit(main(["run", sys.argv[1], "--out", os.path.join(OUT, "runs"), "--quiet"]))

@@ -14,10 +14,17 @@ from conftest import vision_config
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.mark.parametrize("nproc", [2])
-def test_two_processes_train_identical_masks(tmp_path, nproc):
-    cfg = vision_config(**{"domain.name": "recording_vision", "pruning.levels": 2, "train.steps": 12,
-                           "controls": ["random_mask"]})
+NLP = {"name": "tiny_gpt2_lm", "seed": 0, "train": {"steps": 6}, "pruning": {"levels": 2, "fraction": 0.3},
+       "domain": {"name": "recording_nlp", "task": "causal_lm", "tokenizer": "shipped", "batch_size": 8,
+                  "max_length": 16, "model": {"architecture": "gpt2", "hidden_size": 16, "num_hidden_layers": 1,
+                                              "num_attention_heads": 2, "intermediate_size": 32}},
+       "controls": ["random_mask"]}
+
+
+@pytest.mark.parametrize("nproc, domain", [(2, "vision"), (2, "nlp")])
+def test_two_processes_train_identical_masks(tmp_path, nproc, domain):
+    cfg = NLP if domain == "nlp" else vision_config(**{"domain.name": "recording_vision", "pruning.levels": 2,
+                                                       "train.steps": 12, "controls": ["random_mask"]})
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
