@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domains.supervised import LoopConfig, SupervisedDomain
+from domains.supervised import LoopConfig, SupervisedDomain, accelerator_for
 from tickets.errors import ConfigError
 from tickets.optim import OptimizerConfig
 
@@ -91,17 +91,15 @@ class NLPDomain(SupervisedDomain):
                          vocab_size=cfg.vocab_size, max_length=cfg.max_length, token_types=token_types,
                          revision=cfg.model.revision)
 
-    def build_model(self, seed: int) -> nn.Module:
+    def build_model(self, seed: int, *, fresh: bool = False) -> nn.Module:
         cfg = self.config
         d = self.data  # loads the data (and the tokenizer) first, outside the seeded block
         return models.build(cfg.model, cfg.task, seed=seed, num_labels=d.num_labels, tokenizer=d.tokenizer,
-                            max_length=cfg.max_length)
+                            max_length=cfg.max_length, fresh=fresh)
 
     def build_fresh_model(self, seed: int) -> nn.Module:
         """The same architecture with the weights its own initialiser draws from ``seed``."""
-        cfg = self.config
-        return models.build(cfg.model, cfg.task, seed=seed, num_labels=self.data.num_labels,
-                            tokenizer=self.data.tokenizer, max_length=cfg.max_length, fresh=True)
+        return self.build_model(seed, fresh=True)
 
     def reinit_scope(self) -> str:
         return "all" if self.config.model.from_scratch else "prunable"
@@ -141,8 +139,6 @@ class NLPDomain(SupervisedDomain):
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         if split not in data.ROLES:
             raise ValueError(f"unknown split {split!r} (train, validation or test)")
-        from domains.supervised import accelerator_for
-
         table = getattr(self.data, split)
         accelerator = accelerator_for(self.config)
         device = next(model.parameters()).device
