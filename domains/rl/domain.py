@@ -17,12 +17,11 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
@@ -30,6 +29,7 @@ from tickets.domain import Domain, StepCallback, TrainResult
 from tickets.errors import ConfigError, did_you_mean
 from tickets.optim import OptimizerConfig, load_optimizer_tensors, optimizer_tensors
 
+from . import scoring
 from .algorithms import ALGORITHM_KEYS, ALGORITHMS, optimizers_of, prunable_of, tied_of
 from .envs import check_atari, check_env_id, make_env, probe_spaces, registered_name
 
@@ -349,33 +349,13 @@ class RLDomain(Domain):
     forward_ones_unavailable = "forward_ones is defined for PPO, A2C, DQN, SAC and TD3 policies on Box observations"
 
     def forward_ones(self, model: nn.Module) -> torch.Tensor | None:
-        """The networks' outputs on an all-ones observation (the policies' own forwards sample or
-        take argmaxes, and their preprocessing casts to float32, so submodules are called directly):
-        PPO/A2C: action and value heads; DQN: Q-values; SAC/TD3: the actor's output (SAC: mean
-        action before squashing and log-std) and both critics on (ones, actor action)."""
-        p = next(model.parameters())
-        obs = torch.ones((1, *model.observation_space.shape), dtype=p.dtype, device=p.device)
-        algorithm = self.config.algorithm
-        if algorithm in ("ppo", "a2c"):
-            latent_pi, latent_vf = _actor_critic_latents(model, lambda extractor: extractor(obs))
-            return torch.cat([model.action_net(latent_pi), model.value_net(latent_vf)], dim=1)
-        if algorithm == "dqn":
-            return model.q_net.q_net(model.q_net.features_extractor(obs))
-        actor, critic = model.actor, model.critic
-        if algorithm == "sac":
-            latent = actor.latent_pi(actor.features_extractor(obs))
-            outputs = [actor.mu(latent), actor.log_std(latent)]
-            action = torch.tanh(outputs[0])
-        else:  # td3
-            action = actor.mu(actor.features_extractor(obs))
-            outputs = [action]
-        q_in = torch.cat([critic.features_extractor(obs), action], dim=1)
-        return torch.cat([*outputs, *(q(q_in) for q in critic.q_networks)], dim=1)
+        """The networks' outputs on an all-ones observation, submodules called directly (PPO/A2C:
+        action and value heads; DQN: Q-values; SAC/TD3: the actor's output and both critics on
+        (ones, actor action)); see ``scoring.forward_ones``."""
+        return scoring.forward_ones(self.config, model)
 
     def _require_scoring(self) -> None:
-        if self.config.algorithm not in ("ppo", "a2c") or not isinstance(self.config.action_space, spaces.Discrete):
-            raise ValueError("scoring batches are defined for PPO and A2C on discrete actions "
-                             f"(this config: {self.config.algorithm!r} on {self.config.env_id})")
+        scoring.require_scoring(self.config)
 
     def scoring_batches(self, n: int, seed: int) -> list[dict[str, torch.Tensor]] | None:
         """``n`` batches of one episode each (on the wrapped environment, as in training), played
@@ -385,46 +365,14 @@ class RLDomain(Domain):
             self._require_scoring()
         except ValueError:
             return None
-        policy = self.build_model(seed)
-        return [self._episode_batch(policy, seed + i) for i in range(n)]
-
-    def _episode_batch(self, policy: nn.Module, seed: int) -> dict[str, torch.Tensor]:
-        env = self.config.make_env(1, seed)
-        try:
-            obs, done = env.reset(), False
-            observations, actions, rewards = [], [], []
-            while not done:
-                action, _ = policy.predict(obs, deterministic=False)
-                observations.append(obs[0])
-                actions.append(action[0])
-                obs, reward, dones, _ = env.step(action)
-                rewards.append(float(reward[0]))
-                done = bool(dones[0])
-        finally:
-            env.close()
-        returns, g = [], 0.0
-        for r in reversed(rewards):
-            g = r + self.config.gamma * g
-            returns.append(g)
-        return {"observations": torch.as_tensor(np.array(observations), dtype=torch.float32),
-                "actions": torch.as_tensor(np.array(actions)),
-                "returns": torch.tensor(returns[::-1], dtype=torch.float32)}
+        return scoring.scoring_batches(self.config, self.build_model(seed), n, seed)
 
     def scoring_loss(self, model: nn.Module, batch: dict[str, torch.Tensor], *,
                      temperature: float = 1.0) -> torch.Tensor:
-        """REINFORCE with the value as baseline, plus the value's regression on the returns: a
-        policy-gradient objective that exists at initialisation (PPO's needs old log-probs).
-        ``temperature`` divides the action logits. PPO and A2C on discrete actions only."""
-        self._require_scoring()
-        device = next(model.parameters()).device
-        obs = preprocess_obs(batch["observations"].to(device), model.observation_space,
-                             normalize_images=model.normalize_images)
-        latent_pi, latent_vf = _actor_critic_latents(model, lambda extractor: extractor(obs))
-        values = model.value_net(latent_vf).squeeze(-1)
-        dist = torch.distributions.Categorical(logits=model.action_net(latent_pi) / temperature)
-        returns = batch["returns"].to(device)
-        advantages = (returns - values).detach()
-        return -(dist.log_prob(batch["actions"].to(device)) * advantages).mean() + F.mse_loss(values, returns)
+        """REINFORCE with the value as baseline, plus the value's regression on the returns
+        (``temperature`` divides the action logits; see ``scoring.scoring_loss``). PPO and A2C
+        on discrete actions only."""
+        return scoring.scoring_loss(self.config, model, batch, temperature=temperature)
 
     def summarize(self, history: list[dict[str, float]]) -> dict[str, Any]:
         """Sample efficiency, the RL analogue of the early-stop iteration: the first validation
@@ -456,14 +404,3 @@ class RLDomain(Domain):
         cfg = self.config
         return {**super().model_identity(model), "algorithm": cfg.algorithm, "env_id": cfg.env_id,
                 "policy": cfg.policy_class(), "net_arch": list(cfg.net_arch), "activation": cfg.activation}
-
-
-def _actor_critic_latents(policy: nn.Module, features: Callable[[nn.Module], torch.Tensor]
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(latent_pi, latent_vf) of a PPO/A2C policy, ``features(extractor)`` giving an extractor's
-    output: one shared extractor (SB3's default), or pi_features_extractor (an alias of
-    features_extractor) and vf_features_extractor."""
-    if policy.share_features_extractor:
-        return policy.mlp_extractor(features(policy.features_extractor))
-    return (policy.mlp_extractor.forward_actor(features(policy.pi_features_extractor)),
-            policy.mlp_extractor.forward_critic(features(policy.vf_features_extractor)))
