@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from . import __version__, store
+from . import __version__, store, ticket_files
 from .errors import TicketMismatchError
 from .masks import Mask
 from .rewind import apply_mask
@@ -73,29 +73,22 @@ class Ticket:
 
     @classmethod
     def load(cls, directory: str | Path, *, with_rewind: bool = True) -> Ticket:
+        """Read a ticket, every file checked (see :mod:`tickets.ticket_files`); a damaged or
+        inconsistent ticket raises :class:`~tickets.errors.ArtifactError`. The rewind file, if
+        any, is checked even when ``with_rewind`` is false (then it is not loaded)."""
         directory = Path(directory)
-        info_path = directory / "ticket.json"
-        if not info_path.is_file():
-            raise FileNotFoundError(f"{directory}: not a ticket (no ticket.json)")
-        info = store.read_json(info_path)
-        if info.get("format") != FORMAT:
-            raise ValueError(f"{info_path}: format is {info.get('format')!r}, expected {FORMAT!r}")
-        if info.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{info_path}: format_version {info['format_version']} is newer than this "
-                             f"framework reads ({FORMAT_VERSION}); upgrade tickets")
-        masks = store.read_tensors(directory / "masks.safetensors")
-        shapes = {n: tuple(s) for n, s in info["parameters"].items()}
-        got = {n: tuple(t.shape) for n, t in masks.items()}
-        if shapes != got:
-            raise ValueError(f"{directory}: masks.safetensors does not match ticket.json "
-                             f"(json: {shapes}, file: {got})")
-        rewind = None
-        if with_rewind and (directory / "rewind.safetensors").is_file():
-            rewind = store.read_tensors(directory / "rewind.safetensors")
+        info = ticket_files.read_info(directory, FORMAT, FORMAT_VERSION)
+        masks = ticket_files.read_masks(directory, info)
+        rewind = ticket_files.check_rewind(directory, info, load=with_rewind)
         meta = {k: v for k, v in info.items() if k not in
                 ("format", "format_version", "framework_version", "parameters", "sparsity",
                  "layer_sparsity", "has_rewind")}
         return cls(Mask(masks), rewind, meta)
+
+    def problems(self, shapes: Mapping[str, Sequence[int]]) -> list[str]:
+        """How the mask's names and shapes differ from ``shapes`` (a model's prunable set)."""
+        prunable = {n: torch.empty(tuple(s), device="meta") for n, s in shapes.items()}
+        return self._compare(prunable, prunable, ())[0]
 
     # ---- applying to a model -----------------------------------------------------------------
     def apply(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, RegistryError, TicketMismatchError
+from . import errors
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     table, png = report(path)
     print(table)
-    print(f"\nresults: {table_file}\nplot:    {png}")
+    print(f"\nresults: {table_file}" + (f"\nplot:    {png}" if png is not None else ""))
     return 0
 
 
@@ -55,7 +55,7 @@ def _show(args: argparse.Namespace) -> int:
 
     from .artifact import Ticket
 
-    ticket = Ticket.load(args.ticket_dir, with_rewind=False)
+    ticket = Ticket.load(args.ticket_dir, with_rewind=False)  # checks the rewind file's header too
     info = ticket.describe(has_rewind=(Path(args.ticket_dir) / "rewind.safetensors").is_file())
     info.pop("parameters")
     print(json.dumps(info, indent=2, sort_keys=True))
@@ -85,9 +85,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, RegistryError, TicketMismatchError, FileNotFoundError) as exc:
-        print(f"tickets: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        then = "; rerun the same command to resume where it stopped" if args.command == "run" else ""
+        print(f"tickets: interrupted{then}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if _is_input_error(exc):
+            message = _one_line(exc)
+        elif isinstance(exc, OSError):  # a read-only or full disk: the file and the reason
+            message = (f"{exc.filename}: " if exc.filename else "") + (exc.strerror or _one_line(exc))
+        else:
+            raise
+        print(f"tickets: error: {message}", file=sys.stderr)
         return 2
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    """Errors the framework raises for bad input: every class in tickets.errors."""
+    return any(cls.__module__ == errors.__name__ for cls in type(exc).__mro__)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line (a list of misfits becomes '; '-separated)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
 
 
 if __name__ == "__main__":

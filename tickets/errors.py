@@ -23,3 +23,20 @@ class RegistryError(KeyError):
 def did_you_mean(name: str, choices) -> str:
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class ArtifactError(ValueError):
+    """A file read back from disk (a ticket, a run directory's files) is missing, damaged or
+    contradicts the rest of its artifact. ``path``: the file or directory at fault."""
+
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class ArtifactMissingError(ArtifactError, FileNotFoundError):
+    """An artifact's file is absent (also a ``FileNotFoundError``, as before)."""
+
+    def __str__(self) -> str:  # FileNotFoundError would format its args as (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+

@@ -11,7 +11,7 @@ class Mask(Mapping[str, torch.Tensor]):
     """One boolean tensor per prunable parameter name; ``True`` keeps the weight."""
 
     def __init__(self, tensors: Mapping[str, torch.Tensor]):
-        self._tensors = {name: t.detach().to(torch.bool).cpu() for name, t in tensors.items()}
+        self._tensors = {name: _as_bool(name, t) for name, t in tensors.items()}
 
     @classmethod
     def ones_like(cls, params: Mapping[str, torch.Tensor]) -> Mask:
@@ -83,3 +83,14 @@ class Mask(Mapping[str, torch.Tensor]):
 
     def to_dict(self) -> dict[str, torch.Tensor]:
         return dict(self._tensors)
+
+
+def _as_bool(name: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a CPU bool tensor; a non-bool tensor must hold only 0 and 1 (casting -1, 2 or
+    NaN to ``True`` would silently keep weights the mask never chose)."""
+    t = t.detach()
+    if t.dtype != torch.bool:
+        if t.is_complex() or bool(((t != 0) & (t != 1)).any()):
+            raise ValueError(f"mask {name}: holds values other than 0 and 1 (dtype {t.dtype})")
+        t = t.to(torch.bool)
+    return t.cpu()

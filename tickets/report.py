@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import os
 from pathlib import Path
 from typing import Any
 
+from . import store
 from .collapse import max_compression_before_collapse
+from .errors import ArtifactMissingError
+from .plot import STYLE, plot  # noqa: F401  (plot: re-exported, it lived here)
 from .run_dir import RunDir
-
-STYLE = {"dense": ("black", "o"), "ticket": ("tab:blue", "o"), "reinit": ("tab:orange", "s"),
-         "random_mask": ("tab:green", "^"), "shuffled_mask": ("tab:red", "v")}
+from .seeds import SUMMARY, write_summary
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -37,61 +38,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "", band: str | None = None) -> Path:
-    """``band``: a row key (e.g. ``std``) drawn as a shaded band around each curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_condition: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    dense = [r for r in rows if r["condition"] == "dense"]
-    spread = (lambda r: r.get(band) or 0.0) if band else (lambda r: 0.0)
-    for r in rows:
-        if r["condition"] != "dense":
-            by_condition[r["condition"]].append((r["weights_remaining_pct"], r["value"], spread(r)))
-    if dense:  # every curve starts at the dense network
-        for points in by_condition.values():
-            points.append((dense[0]["weights_remaining_pct"], dense[0]["value"], spread(dense[0])))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for condition, points in by_condition.items():
-        points.sort(reverse=True)
-        color, marker = STYLE.get(condition, (None, "x"))
-        xs, ys, ss = zip(*points)
-        line, = ax.plot(xs, ys, marker=marker, color=color, label=condition)
-        if band:
-            ax.fill_between(xs, [y - s for y, s in zip(ys, ss)], [y + s for y, s in zip(ys, ss)],
-                            color=line.get_color(), alpha=0.15)
-    if dense:
-        ax.axhline(dense[0]["value"], color="gray", linestyle="--", linewidth=1, label="dense")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ticks = sorted({round(r["weights_remaining_pct"], 1) for r in rows}, reverse=True)
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{t:g}" for t in ticks], rotation=45, fontsize=8)
-    ax.minorticks_off()
-    ax.set_xlabel("% of prunable weights remaining")
-    ax.set_ylabel(f"test {rows[0]['metric']}" if rows else "")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def report(run_path: str | Path) -> tuple[str, Path | None]:
-    """The table and plot of a run directory, or of a several-seed summary directory."""
-    from .seeds import SUMMARY, write_summary
-
+    """The table and plot of a run directory, or of a several-seed summary directory. The plot
+    is written where the storage allows (else one line on stderr says it was not; png is None)."""
     if (Path(run_path) / SUMMARY).is_file():
         return write_summary(run_path)
     run = RunDir(run_path)
-    if not (run.path / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run.path}: not a run directory (no config.yaml)")
+    if not os.path.lexists(run.path / "config.yaml"):
+        raise ArtifactMissingError(f"{run.path}: not a run directory (no config.yaml)", run.path)
     rows = run.rows()
     table = format_table(rows)
-    png = plot(rows, run.path / "plot.png", title=run.path.name) if rows else None
+    png = None
+    if rows:
+        png = store.best_effort(run.path / "plot.png", lambda path: plot(rows, path, title=run.path.name))
     return table, png

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,24 +27,31 @@ from typing import Any
 import torch
 import yaml
 
-from . import store
-from .errors import ConfigError
+from . import run_files, store, validate
+from .errors import ArtifactError, ConfigError
 
 TABLE_COLUMNS = ["level", "condition", "weights_remaining_pct", "metric", "value", "loss",
                  "early_stop_step", "steps", "wall_seconds", "path_survives", "empty_layers", "mask_seconds"]
 
 
+# what a run writes, by the name its temporaries carry (see store.leftovers)
+RUN_FILES = re.compile(r"config\.yaml|results\.csv|summary\.csv|seeds\.json|plot\.png|[\w.-]+\.safetensors"
+                       r"|\w+\.result\.json|ticket|early_bird\.json")
+
+
 class RunDir:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, stages: list[tuple[int, str]] | None = None):
+        """``stages``: the run's (level, condition) stages, as its runner knows them; by default
+        they are read from its config.yaml. Only these stages' files are read back."""
         self.path = Path(path)
+        self.stages = stages
 
     # ---- config --------------------------------------------------------------------------------
     def check_claim(self, resolved: dict[str, Any]) -> None:
         """Refuse a directory that holds a run of another config (read-only: every process can
         check, so none waits for a main process that failed)."""
         cfg_path = self.path / "config.yaml"
-        if cfg_path.exists() and not _same_config(yaml.safe_load(cfg_path.read_text()),
-                                                  yaml.safe_load(yaml.safe_dump(resolved))):
+        if os.path.lexists(cfg_path) and not _same_config(self.config(), yaml.safe_load(yaml.safe_dump(resolved))):
             raise ConfigError(f"{self.path}: holds a run with a different config; "
                               "choose another --out or remove the directory")
 
@@ -50,11 +59,19 @@ class RunDir:
         """Write config.yaml, or check that an existing run has the same config."""
         self.check_claim(resolved)
         cfg_path = self.path / "config.yaml"
-        if not cfg_path.exists():
+        if not os.path.lexists(cfg_path):
             store.write_text(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
 
     def config(self) -> dict[str, Any]:
-        return yaml.safe_load((self.path / "config.yaml").read_text())
+        """The run's config.yaml, checked (an ArtifactError if damaged)."""
+        return run_files.read_config(self.path / "config.yaml")
+
+    def leftovers(self) -> list[Path]:
+        """Temporaries of this run's own writes that a killed process left (the run directory and
+        its level directories, exact temporary names of the files a run writes)."""
+        dirs = [self.path, *run_files.level_dirs(self.path).values()] if self.path.is_dir() else []
+        return [p for d in dirs if d.is_dir() and not d.is_symlink()
+                for p in store.leftovers(d, lambda name: bool(RUN_FILES.fullmatch(name)))]
 
     # ---- states --------------------------------------------------------------------------------
     def state_path(self, name: str) -> Path:
@@ -82,19 +99,46 @@ class RunDir:
         return self.level_dir(level) / "ticket"
 
     def done(self, level: int, condition: str) -> bool:
-        return self.result_path(level, condition).is_file()
+        """Whether the stage's result row exists (whatever its state: reading it checks it)."""
+        return os.path.lexists(self.result_path(level, condition))
 
     def finish(self, level: int, condition: str, row: dict[str, Any]) -> None:
         store.write_json(self.result_path(level, condition), row)
         self.write_table()
 
+    def expected(self):
+        """(level, condition) -> whether it is a stage of this run."""
+        if self.stages is not None:
+            stages = set(self.stages)
+            return lambda level, condition: (level, condition) in stages
+        return run_files.stages_of(self.config(), self.path / "config.yaml")
+
     def rows(self) -> list[dict[str, Any]]:
-        rows = [store.read_json(p) for p in sorted(self.path.glob("level_*/*.result.json"))]
+        """The result rows of this run's finished stages, each checked; files of other stages
+        (a level beyond the config's, a condition it does not have) are not this run's."""
+        expected = self.expected()
+        rows = []
+        for level, level_dir in sorted(run_files.level_dirs(self.path).items()):
+            if not level_dir.is_dir():
+                continue
+            names = [e.name for e in os.scandir(level_dir) if e.name.endswith(".result.json")]
+            for name in sorted(names):
+                condition = name[: -len(".result.json")]
+                if expected(level, condition):
+                    rows.append(run_files.read_row(level_dir / name, level, condition))
         order = {"dense": 0, "ticket": 1}
         return sorted(rows, key=lambda r: (r["level"], order.get(r["condition"], 2), r["condition"]))
 
     def write_table(self) -> None:
-        store.write_text(self.path / "results.csv", table_csv(self.rows()))
+        """Write results.csv from the rows (not at all when it already holds that table)."""
+        path = self.path / "results.csv"
+        text = table_csv(self.rows())
+        try:
+            if validate.read_text(path) == text:
+                return
+        except (ArtifactError, OSError):  # absent or unreadable: write it
+            pass
+        store.write_text(path, text)
 
 
 def _same_config(stored: Any, resolved: Any) -> bool:

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed, progress
+from . import distributed, progress, resume
 from .artifact import Ticket
 from .collapse import diagnose
 from .config import Experiment
 from .domain import Domain, TrainResult, forward_ones_of
-from .errors import ConfigError
+from .errors import ArtifactError, ConfigError
 from .enforce import MaskEnforcer
 from .masks import Mask
 from .rewind import capture, random_mask, shuffled_mask
@@ -139,15 +139,33 @@ class Runner(abc.ABC):
         return select_prunable(model, p.include, p.exclude, base=self.domain.prunable(model))
 
     def execute(self) -> RunDir:
-        self.run.check_claim(self.experiment.resolved())
-        if distributed.is_main():
-            self.run.claim(self.experiment.resolved())
-        distributed.barrier()
         conditions = ["ticket", *self.config.controls]
         stages = [(0, "dense")] + [(lvl, c) for lvl in self.levels() for c in conditions]
+        self.run.stages = stages  # only this run's stages are read back (not a stray copied file)
+        try:
+            self.run.check_claim(self.experiment.resolved())
+        except ArtifactError as exc:
+            raise resume.with_hint(self.run, exc) from None
+        if distributed.is_main():
+            self.run.claim(self.experiment.resolved())
+            resume.prepare(self, stages)  # every finished stage checked, leftovers removed, θk recovered
+        distributed.barrier()
         todo = sum(not self.run.done(lvl, c) for lvl, c in stages)
         if todo < len(stages) and distributed.is_main():
             progress.message(f"resuming {self.run.path}: {len(stages) - todo} of {len(stages)} stages done")
+        try:
+            self._stages(stages, conditions, todo)
+        except ArtifactError as exc:  # a file of this run: say which stage and how to redo it
+            raise resume.with_hint(self.run, exc) from None
+        if distributed.is_main():
+            try:
+                self.run.write_table()  # also after a crash between a stage's row and the table
+            except OSError as exc:
+                progress.message(f"tickets: warning: could not write {self.run.path / 'results.csv'}: "
+                                 f"{exc.strerror or exc}")
+        return self.run
+
+    def _stages(self, stages: list[tuple[int, str]], conditions: list[str], todo: int) -> None:
         with progress.bar(len(stages), "stages", leave=True, force=self.show_progress) as bar:
             bar.update(len(stages) - todo)
             if not self.run.done(0, "dense"):
@@ -156,7 +174,7 @@ class Runner(abc.ABC):
             mask = Mask({n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
             for level in self.levels():
                 if self.run.done(level, "ticket"):  # resumed: the level's ticket holds its mask
-                    ticket = Ticket.load(self.run.ticket_dir(level), with_rewind=False)
+                    ticket = resume.load_ticket(self.run, level, self.shapes)  # checked, and fit to the model
                     mask, self.mask_seconds[level] = ticket.mask, ticket.meta.get("found", {}).get("mask_seconds")
                 else:
                     t0 = time.perf_counter()
@@ -169,9 +187,6 @@ class Runner(abc.ABC):
                     if not self.run.done(level, condition):
                         self._stage(level, condition, mask)
                         bar.update(1)
-        if distributed.is_main():
-            self.run.write_table()  # also after a crash between a stage's row and the table
-        return self.run
 
     def _dense(self) -> None:
         cfg = self.config

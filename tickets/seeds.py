@@ -8,8 +8,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from . import store
+from . import store, validate
 from .config import Experiment
+from .errors import ArtifactError
+from .plot import plot
 from .run_dir import RunDir
 
 SUMMARY = "seeds.json"
@@ -32,7 +34,7 @@ def run_seeds(experiment: Experiment, out: str | Path, make_runner, *, show_prog
 
 def aggregate(path: str | Path) -> list[dict[str, Any]]:
     """Rows of mean ± std (sample standard deviation) over the seeds, per level and condition."""
-    info = store.read_json(Path(path) / SUMMARY)
+    info = read_summary(path)
     groups: dict[tuple[int, str], list[dict]] = defaultdict(list)
     for run in info["runs"]:
         for row in RunDir(run).rows():
@@ -50,6 +52,20 @@ def aggregate(path: str | Path) -> list[dict[str, Any]]:
         })
     order = {"dense": 0, "ticket": 1}
     return sorted(out, key=lambda r: (r["level"], order.get(r["condition"], 2), r["condition"]))
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """seeds.json, checked: the seeds and the run directory of each."""
+    file = Path(path) / SUMMARY
+    info = store.read_json(file)
+    validate.check_fields(file, info, {
+        "seeds": (lambda v: isinstance(v, list) and all(validate.is_count(s) for s in v), "a list of seeds"),
+        "runs": (lambda v: isinstance(v, list) and v and all(isinstance(r, str) and r for r in v),
+                 "a list of run directories"),
+    }, "seeds.json")
+    if len(info["runs"]) != len(info["seeds"]):
+        raise ArtifactError(f"{file}: lists {len(info['seeds'])} seeds but {len(info['runs'])} runs", file)
+    return info
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
@@ -79,8 +95,6 @@ def write_summary(path: str | Path) -> tuple[str, Path]:
         writer.writerow([r["level"], r["condition"], f"{r['weights_remaining_pct']:.6g}", r["metric"],
                          f"{r['value']:.6g}", f"{r['std']:.6g}", r["n"],
                          "" if r["early_stop_step"] is None else f"{r['early_stop_step']:.6g}", r["paths_cut"]])
-    store.write_text(Path(path) / "summary.csv", buf.getvalue())
-    from .report import plot
-
-    png = plot(rows, Path(path) / "plot.png", title=Path(path).name, band="std")
+    store.best_effort(Path(path) / "summary.csv", lambda p: store.write_text(p, buf.getvalue()))
+    png = store.best_effort(Path(path) / "plot.png", lambda p: plot(rows, p, title=Path(path).name, band="std"))
     return format_summary(rows), png

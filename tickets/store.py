@@ -1,18 +1,44 @@
 """Files that are either complete or absent: every write goes to a temporary name in the same
 directory and is renamed into place, so a killed process never leaves a half-written file
-that a later run would read back as complete."""
+that a later run would read back as complete. Files and directories get the permissions the
+umask gives (``mkstemp``/``mkdtemp`` alone would make them private to the owner). Reads are
+checked (:mod:`tickets.validate`): a damaged file is an ``ArtifactError`` naming it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from . import validate
+
+# The temporary names _atomic and staging_dir make: "." + target name + "." + mkstemp's 8
+# random characters + ".tmp"; and replace_dir's ".<name>.old".
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+OLD_NAME = re.compile(r"\.(?P<name>.+)\.old")
+
+
+@functools.cache
+def umask() -> int:
+    """The process umask, read once (from /proc where there is one: setting it to read it back
+    is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def _atomic(path: Path, write) -> None:
@@ -22,6 +48,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask())  # after writing: a writer may have made the file anew
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -39,7 +66,8 @@ def write_json(path: Path, data) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(Path(path).read_text())
+    """Parsed JSON of a regular file (an ``ArtifactError`` if it is not one, or not JSON)."""
+    return validate.read_json(Path(path))
 
 
 def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -48,8 +76,8 @@ def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dic
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file (no unpickling)."""
-    return load_file(str(path))
+    """Load a safetensors file (no unpickling), its header checked first."""
+    return validate.read_tensors(Path(path))
 
 
 def replace_dir(src: Path, dst: Path) -> None:
@@ -68,7 +96,9 @@ def replace_dir(src: Path, dst: Path) -> None:
 def staging_dir(dst: Path) -> Path:
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    os.chmod(tmp, 0o777 & ~umask())
+    return tmp
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
@@ -79,3 +109,44 @@ def link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+def leftovers(directory: Path, names=None) -> list[Path]:
+    """The temporaries a killed writer left directly in ``directory``: entries named exactly as
+    ``_atomic``/``staging_dir`` name them (or replace_dir's ``.<name>.old``), regular files or
+    directories (never a symlink), for a target name accepted by ``names`` (default: any)."""
+    found = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for entry in entries:
+        m = TEMP_NAME.fullmatch(entry.name) or OLD_NAME.fullmatch(entry.name)
+        if not m or (names is not None and not names(m["name"])):
+            continue
+        if entry.is_symlink() or not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
+            continue
+        found.append(Path(entry.path))
+    return sorted(found)
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a directory tree (symlinks inside are removed, not followed)."""
+    if Path(path).is_dir() and not Path(path).is_symlink():
+        shutil.rmtree(path)
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
+def best_effort(path: Path, write) -> Path | None:
+    """``write(path)`` for an output that is a convenience (a plot, a table a command also
+    prints); where the storage refuses it (read-only, full), one line on stderr says so and
+    None is returned."""
+    import sys
+
+    try:
+        write(path)
+    except OSError as exc:
+        print(f"tickets: warning: could not write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    return Path(path)
