@@ -327,6 +327,29 @@ def test_transfer_from_a_damaged_run_is_one_line(base, tmp_path, capsys, how):
     assert snapshot(tmp_path) == before
 
 
+SEEDS_DAMAGE = {
+    "not_json": lambda d, run: (d / "seeds.json").write_text("{"),
+    "runs_not_a_list": lambda d, run: (d / "seeds.json").write_text(json.dumps({"seeds": [0], "runs": str(run)})),
+    "seeds_strings": lambda d, run: (d / "seeds.json").write_text(json.dumps({"seeds": ["0"], "runs": [str(run)]})),
+    "run_damaged": lambda d, run: ((d / "seeds.json").write_text(json.dumps({"seeds": [0], "runs": [str(run)]})),
+                                   RUN_DAMAGE["row_value_nan"][0](run)),
+    "run_missing": lambda d, run: (d / "seeds.json").write_text(json.dumps({"seeds": [0], "runs": [str(d / "gone")]})),
+}
+
+
+@pytest.mark.parametrize("how", sorted(SEEDS_DAMAGE))
+def test_report_of_a_damaged_seeds_summary_is_one_line_and_writes_nothing(base, tmp_path, capsys, how):
+    run = tmp_path / base["run"].name
+    shutil.copytree(base["run"], run)
+    summary = tmp_path / "summary"
+    summary.mkdir()
+    SEEDS_DAMAGE[how](summary, run)
+    before = snapshot(tmp_path)
+    assert main(["report", str(summary)]) == 2
+    one_error_line(capsys)
+    assert snapshot(tmp_path) == before
+
+
 # ---- FIFOs: in a subprocess, so that a hang fails the test instead of blocking the suite -----------
 def cli(*args, timeout=90):
     env = {**os.environ, "TICKETS_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",

@@ -95,8 +95,14 @@ def check_finished(runner: Runner, stages: list[tuple[int, str]]) -> bool:
     for level, condition in done:
         if condition == "ticket":
             load_ticket(run, level, runner.shapes)
-        if condition in ("dense", "ticket") and os.path.lexists(run.trained_path(level, condition)):
-            validate.safetensors_header(run.trained_path(level, condition))
+    for level in sorted({lvl for lvl, _ in stages}):  # what a stage leaves for later ones to read
+        directory = run.level_dir(level)
+        for name in [f"{c}.trained.safetensors" for lvl, c in stages if lvl == level] + ["drawn.safetensors"]:
+            if os.path.lexists(directory / name):
+                validate.safetensors_header(directory / name)
+        if os.path.lexists(directory / "early_bird.json"):
+            path = directory / "early_bird.json"
+            validate.check_fields(path, validate.read_json(path), {}, "early_bird.json")
     if (0, "dense") not in done:
         return False
     validate.safetensors_header(run.state_path("init"))

@@ -3,6 +3,7 @@ and a summary directory with the mean and standard deviation of every level and 
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -65,6 +66,10 @@ def read_summary(path: str | Path) -> dict[str, Any]:
     }, "seeds.json")
     if len(info["runs"]) != len(info["seeds"]):
         raise ArtifactError(f"{file}: lists {len(info['seeds'])} seeds but {len(info['runs'])} runs", file)
+    for run in info["runs"]:
+        if not os.path.lexists(Path(run) / "config.yaml"):
+            raise ArtifactError(f"{file}: lists {run}, which is not a run directory (no config.yaml); rerun the "
+                                "experiment to make it again", file)
     return info
 
 
