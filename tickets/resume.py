@@ -142,10 +142,16 @@ def recover_rewind(runner: Runner, stages: list[tuple[int, str]]) -> None:
         progress.message(f"restored {target} from {copies[0]} (the same θk at step {k})")
         return
     unfinished = [s for s in stages if s[0] > 0 and not run.done(*s)]
-    if unfinished:
+    if unfinished and _reads_rewind(runner):
         raise ArtifactError(f"{target}: missing, and no ticket of this run holds a copy of θk (step {k}); "
                             f"delete {run.path / 'level_00'}{os.sep} to redo the dense stage, which writes it "
                             "again", target)
+
+
+def _reads_rewind(runner: Runner) -> bool:
+    """Whether the run's levels start from rewind.safetensors (IMP; Early-Bird with rewind)."""
+    cfg = runner.config
+    return runner.method == "imp" or (runner.method == "early_bird" and cfg.pruning.early_bird.rewind)
 
 
 def _rewind_copies(runner: Runner, stages) -> list[Path]:

@@ -28,6 +28,8 @@ def run_seeds(experiment: Experiment, out: str | Path, make_runner, *, show_prog
     for runner in runners:
         runner.execute()
     path = summary_dir(experiment, out)
+    for leftover in store.leftovers(path, {SUMMARY, "summary.csv", "plot.png"}.__contains__):
+        store.remove(leftover)  # a killed earlier run's temporaries of these very files
     store.write_json(path / SUMMARY, {"seeds": experiment.config.seeds,
                                       "runs": [str(r.run.path.resolve()) for r in runners]})
     return path
