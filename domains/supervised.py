@@ -240,7 +240,7 @@ class SupervisedDomain(Domain):
             return None
         return optimizer_tensors(self._live[1], _param_names(model))
 
-    def scoring_batches(self, n: int, seed: int) -> list[Batch]:
+    def scoring_batches(self, n: int, seed: int, *, model: nn.Module | None = None) -> list[Batch]:
         sampler = StepBatchSampler(len(self.data.train), self.config.batch_size, seed=seed, start_step=0, steps=n)
         return [self.data.train.__getitems__(idx) for idx in sampler]
 

@@ -59,7 +59,7 @@ def masks_only(config: str, overrides: list[str], finder: str, targets: list[flo
     p = exp.config.pruning
     prunable = select_prunable(model, p.include, p.exclude, base=domain.prunable(model))
     forward_ones = forward_ones_of(domain, model)
-    batches = domain.scoring_batches(p.scoring_batches, seed)
+    batches = domain.scoring_batches(p.scoring_batches, seed, model=model)
     scorer = registry.scorers.get(finder)
     iterations = p.iterations or DEFAULT_ITERATIONS.get(finder, 1)
     ones = Mask({n: torch.ones(q.shape, dtype=torch.bool) for n, q in prunable.items()})

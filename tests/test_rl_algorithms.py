@@ -127,7 +127,7 @@ def test_off_policy_reports_increasing_steps_and_forward_ones(algorithm):
 def test_a2c_scoring_loss():
     domain = tiny("a2c")
     model = domain.build_model(seed=0)
-    (batch,) = domain.scoring_batches(1, seed=0)
+    (batch,) = domain.scoring_batches(1, seed=0, model=model)
     assert torch.isfinite(domain.scoring_loss(model, batch))
 
 

@@ -96,13 +96,19 @@ class Domain(abc.ABC):
         """The loop reports steps in multiples of this (RL: one rollout); rewind steps must be one."""
         return 1
 
+    def check_budget(self, steps: int, rewind_step: int = 0) -> None:
+        """Check ``train.steps`` and ``rewind.step`` against how the loop steps, before any work
+        (RL: whole rollouts only); raise ``ConfigError`` naming the key. The default checks nothing."""
+
     # ---- what pruning-at-initialisation scorers may ask for (optional) -------------------------
     forward_ones_unavailable: ClassVar[str] = "the domain supplies no all-ones input"
     # parameters added to activations that the path check must treat as biases (name patterns)
     path_bias_patterns: ClassVar[tuple[str, ...]] = ()
 
-    def scoring_batches(self, n: int, seed: int) -> list[Any] | None:
-        """``n`` training batches for data-dependent scorers (SNIP, GraSP); None: none to give."""
+    def scoring_batches(self, n: int, seed: int, *, model: nn.Module | None = None) -> list[Any] | None:
+        """``n`` training batches for data-dependent scorers (SNIP, GraSP); None: none to give.
+        ``model``: the network being scored, at θ0 (the core always passes it), for a domain
+        whose data depend on the model (RL: the episodes its policy plays)."""
         return None
 
     def scoring_loss(self, model: nn.Module, batch: Any, *, temperature: float = 1.0) -> torch.Tensor:

@@ -51,7 +51,7 @@ class AtInitRun(Runner):
         load_state(model, self.run.load_state("init"))
         prunable = self.prunable(model)
         seed = stage_seed(cfg.seed, level, "score")
-        batches = self.domain.scoring_batches(cfg.pruning.scoring_batches, seed)
+        batches = self.domain.scoring_batches(cfg.pruning.scoring_batches, seed, model=model)
         ones = Mask({n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
 
         def make_ctx(mask: Mask) -> ScoringContext:

@@ -95,6 +95,7 @@ class Runner(abc.ABC):
         if self.config.rewind.step % multiple:
             raise ConfigError(f"rewind.step: {self.config.rewind.step} is not a step the {self.domain.name} loop "
                               f"reports (it reports every {multiple} steps)")
+        self.domain.check_budget(self.config.train.steps, self.config.rewind.step)
         self.mask_seconds: dict[int, float] = {}
         self.check(template)
 

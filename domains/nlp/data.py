@@ -22,6 +22,9 @@ from .tasks import GLUE, HUB_PATH
 
 SHIPPED = Path(__file__).resolve().parent / "data"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4
+# what a directory must hold for AutoTokenizer to read a real vocabulary (not an empty default)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model", "merges.txt", "vocab.model", "tekken.json")
 ROLES = ("train", "validation", "test")
 
 
@@ -147,8 +150,12 @@ def load_tokenizer(choice: str | None, model_path: str | None, train_texts: Sequ
     name / directory / ``tokenizer.json`` file."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+    from .models import MINILM, first_line, hub_hint, minilm_path
+
     if choice is None:
         choice = model_path if model_path is not None else "train"
+    elif choice == MINILM:
+        choice = minilm_path("tokenizer")
     if choice == "train":
         tok = train_tokenizer(train_texts, vocab_size)
     elif choice == "shipped":
@@ -158,10 +165,40 @@ def load_tokenizer(choice: str | None, model_path: str | None, train_texts: Sequ
             raise ConfigError(f"tokenizer: no such file {choice}")
         tok = PreTrainedTokenizerFast(tokenizer_file=choice)
     else:
-        tok = AutoTokenizer.from_pretrained(choice, revision=revision if choice == model_path else None)
+        key = "tokenizer" if choice != model_path else "model.pretrained"
+        local = Path(choice).expanduser()
+        if local.is_dir() and not any((local / f).is_file() for f in TOKENIZER_FILES):
+            raise ConfigError(f"{key}: {choice} holds no tokenizer files ({', '.join(TOKENIZER_FILES[:4])}, ...); "
+                              "add the model's tokenizer files there or set tokenizer: to its tokenizer")
+        try:
+            tok = AutoTokenizer.from_pretrained(choice, revision=revision if choice == model_path else None)
+        except Exception as e:  # noqa: BLE001 (OSError offline or missing; ValueError on unknown kinds)
+            raise ConfigError(f"{key}: cannot load a tokenizer from {choice!r}: {first_line(e)}"
+                              f"{hub_hint(choice)}") from None
     if tok.pad_token is None:  # GPT-2's tokenizer has none; padding positions are masked anyway
-        tok.pad_token = tok.eos_token
+        vocab = tok.get_vocab()
+        pad = tok.eos_token or next((t for t in ("[PAD]", "<pad>", "<|pad|>") if t in vocab), None)
+        if pad is None:  # a bare tokenizer.json names no special tokens
+            raise ConfigError(f"tokenizer: {choice} has no padding token, no end-of-text token and no [PAD]/<pad> "
+                              "in its vocabulary; use a tokenizer directory whose tokenizer_config.json names them")
+        tok.pad_token = pad
     return tok
+
+
+def check_content(tokenizer, table: TensorTable, where: str) -> None:
+    """Refuse a tokenizer that encodes the training texts into special tokens only (e.g. a model
+    directory without tokenizer files: every text becomes [CLS] [UNK] ... [SEP] or <s></s>, and
+    every condition would train on nothing and score alike)."""
+    ids = table.columns["input_ids"][table.columns["attention_mask"].bool()]
+    special_ids = set(tokenizer.all_special_ids)  # and those a bare tokenizer.json marks special
+    special_ids |= {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
+    special = torch.tensor(sorted(special_ids), dtype=ids.dtype)
+    content = int((~torch.isin(ids, special)).sum()) if ids.numel() else 0
+    if content == 0:
+        raise ConfigError(f"tokenizer: {where} encodes the training texts into special tokens only "
+                          f"({ids.numel()} tokens, none a word piece: {tokenizer.convert_ids_to_tokens(ids[:6].tolist())}); "
+                          "it does not belong to these texts or this model: add the model's tokenizer files "
+                          "to its directory, or set tokenizer: to its tokenizer")
 
 
 def encode_classification(tokenizer, ds, spec: DatasetSpec, num_labels: int, max_length: int,
@@ -226,11 +263,14 @@ def load(spec: DatasetSpec, *, kind: str, tokenizer_choice: str | None, model_pa
     if spec.text_pair_column:
         train_texts += list(splits["train"][spec.text_pair_column])
     tokenizer = load_tokenizer(tokenizer_choice, model_path, train_texts, vocab_size, revision)
+    where = f"the tokenizer of {tokenizer_choice or model_path or 'train'}"
     if kind == "causal_lm":
         tables = {role: encode_blocks(tokenizer, ds[spec.text_column], max_length) for role, ds in splits.items()}
+        check_content(tokenizer, tables["train"], where)
         return TextData(tables["train"], tables["validation"], tables["test"], tokenizer, 0)
     num_labels = infer_num_labels(spec, splits)
     check_labels(spec, splits, num_labels)
     tables = {role: encode_classification(tokenizer, ds, spec, num_labels, max_length, token_types)
               for role, ds in splits.items()}
+    check_content(tokenizer, tables["train"], where)
     return TextData(tables["train"], tables["validation"], tables["test"], tokenizer, num_labels)

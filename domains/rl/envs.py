@@ -12,6 +12,7 @@ algorithms add it themselves, so a policy and its evaluation see the same observ
 from __future__ import annotations
 
 import importlib
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -22,6 +23,8 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
 
 from tickets.errors import ConfigError, did_you_mean
+
+from .variants import apply_env_attrs, return_bounds
 
 # Packages whose import registers an id namespace with gymnasium (gym.make does not import them).
 NAMESPACE_PACKAGES = {"ALE": "ale_py"}
@@ -61,11 +64,19 @@ def check_atari(env_id: str, env_kwargs: dict[str, Any]) -> None:
                           "use a NoFrameskip-v4 id or set env_kwargs: {frameskip: 1}")
 
 
+def _prepared(env: gym.Env, *, env_id: str, env_attrs: dict[str, Any], atari: bool) -> gym.Env:
+    """One environment under its Monitor: ``env_attrs`` set (see domains.rl.variants), then the
+    Atari wrappers; the vectorised environment reads its spaces after this."""
+    env = apply_env_attrs(env, env_attrs, env_id)
+    return AtariWrapper(env) if atari else env
+
+
 def make_env(env_id: str, *, n_envs: int, seed: int, env_kwargs: dict[str, Any], atari: bool = False,
-             frame_stack: int = 1) -> VecEnv:
+             frame_stack: int = 1, env_attrs: dict[str, Any] | None = None) -> VecEnv:
     """``n_envs`` seeded copies of the environment with the domain's wrappers (module docstring)."""
+    wrap = partial(_prepared, env_id=env_id, env_attrs=dict(env_attrs or {}), atari=atari)
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
-                       wrapper_class=AtariWrapper if atari else None)
+                       wrapper_class=wrap if (atari or env_attrs) else None)
     if frame_stack > 1:
         env = VecFrameStack(env, frame_stack)
     space = env.observation_space
@@ -74,14 +85,19 @@ def make_env(env_id: str, *, n_envs: int, seed: int, env_kwargs: dict[str, Any],
     return env
 
 
-def probe_spaces(env_id: str, env_kwargs: dict[str, Any], atari: bool = False,
-                 frame_stack: int = 1) -> tuple[spaces.Space, spaces.Space]:
-    """(observation space as the policy sees it, action space), or a ConfigError naming the key."""
+def probe_spaces(env_id: str, env_kwargs: dict[str, Any], atari: bool = False, frame_stack: int = 1,
+                 env_attrs: dict[str, Any] | None = None) -> tuple[spaces.Space, spaces.Space, tuple]:
+    """(observation space as the policy sees it, action space, (lowest, highest) return of an
+    episode where known: see ``variants.return_bounds``), or a ConfigError naming the key."""
     try:
-        env = make_env(env_id, n_envs=1, seed=0, env_kwargs=env_kwargs, atari=atari, frame_stack=frame_stack)
+        env = make_env(env_id, n_envs=1, seed=0, env_kwargs=env_kwargs, atari=atari, frame_stack=frame_stack,
+                       env_attrs=env_attrs)
+    except ConfigError:
+        raise
     except Exception as e:  # noqa: BLE001 (a bad env_kwargs key, a missing dependency)
         raise ConfigError(f"env_kwargs: cannot make {env_id!r}: {e}") from None
     try:
-        return env.observation_space, env.action_space
+        inner = env.unwrapped.envs[0]  # a DummyVecEnv under any VecEnv wrappers
+        return env.observation_space, env.action_space, return_bounds(inner)
     finally:
         env.close()

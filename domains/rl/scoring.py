@@ -7,6 +7,7 @@ GraSP; PPO and A2C on discrete actions only).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -55,9 +56,14 @@ def require_scoring(config: RLConfig) -> None:
 
 def scoring_batches(config: RLConfig, policy: nn.Module, n: int, seed: int) -> list[dict[str, torch.Tensor]]:
     """``n`` batches of one episode each (on the wrapped environment, as in training) played by
-    ``policy``, the i-th on an environment seeded ``seed + i``: observations, actions and
-    discounted returns."""
-    return [episode_batch(config, policy, seed + i) for i in range(n)]
+    ``policy`` (a copy: the caller's keeps its training mode), the i-th on an environment seeded
+    ``seed + i``, actions sampled from a generator seeded ``seed`` (the caller's left alone):
+    observations, actions and discounted returns."""
+    player = copy.deepcopy(policy)
+    device = next(player.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return [episode_batch(config, player, seed + i) for i in range(n)]
 
 
 def episode_batch(config: RLConfig, policy: nn.Module, seed: int) -> dict[str, torch.Tensor]:
