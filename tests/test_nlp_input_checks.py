@@ -71,6 +71,9 @@ def test_content_check_counts_word_pieces(checkpoint):
     table = data.TensorTable({k: v for k, v in tok(["good movie", "bad plot"], padding="max_length", max_length=8,
                                                    return_tensors="pt").items()})
     data.check_content(tok, table, "it")  # words: accepted
+    mostly_unknown = tok(["good zebra quartz xylophone"], padding="max_length", max_length=8, return_tensors="pt")
+    with pytest.warns(UserWarning, match=r"encodes 3 of the training texts' 4 word tokens as \[UNK\]"):
+        data.check_content(tok, data.TensorTable(dict(mostly_unknown.items())), "it")
     empty = tok(["", ""], padding="max_length", max_length=8, return_tensors="pt")
     with pytest.raises(ConfigError, match="special tokens only"):
         data.check_content(tok, data.TensorTable(dict(empty.items())), "it")

@@ -59,3 +59,20 @@ def test_sample_efficiency_is_recorded(source):
     history = [{"step": 32, "mean_return": 20.0}, {"step": 64, "mean_return": 150.0}, {"step": 96, "mean_return": 90.0}]
     assert d.summarize(history) == {"return_threshold": 100.0, "steps_to_threshold": 64}
     assert d.summarize(history[:1])["steps_to_threshold"] is None
+
+
+def test_a_cartpole_ticket_transfers_onto_other_physics(source, tmp_path):
+    """A variant by env_attrs (gymnasium 1.x CartPole takes no physics keywords)."""
+    from domains.rl.domain import algorithm_of
+
+    run, _ = source
+    cfg = rl_config("cartpole_long_pole", env_attrs={"length": 1.0, "masspole": 0.2})
+    cfg["transfer"] = {"source": str(run.path)}
+    runner = make_runner(load_experiment(cfg), tmp_path, show_progress=False)
+    env = algorithm_of(runner.domain.build_model(0)).env.envs[0].unwrapped
+    assert (env.length, env.masspole, env.polemass_length) == (1.0, 0.2, pytest.approx(0.2))
+    target = runner.execute()
+    for level in (1, 2):
+        assert Ticket.load(target.ticket_dir(level)).mask == Ticket.load(run.ticket_dir(level)).mask
+    where = Ticket.load(target.ticket_dir(1)).meta["where"]
+    assert where["env_attrs"] == {"length": 1.0, "masspole": 0.2}

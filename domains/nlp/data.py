@@ -8,6 +8,7 @@ Offline defaults shipped in ``data/``: a sentiment classification set
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,10 +196,15 @@ def check_content(tokenizer, table: TensorTable, where: str) -> None:
     special = torch.tensor(sorted(special_ids), dtype=ids.dtype)
     content = int((~torch.isin(ids, special)).sum()) if ids.numel() else 0
     if content == 0:
+        first = tokenizer.convert_ids_to_tokens(ids[:6].tolist())
         raise ConfigError(f"tokenizer: {where} encodes the training texts into special tokens only "
-                          f"({ids.numel()} tokens, none a word piece: {tokenizer.convert_ids_to_tokens(ids[:6].tolist())}); "
+                          f"({ids.numel()} tokens, none a word piece: {first}); "
                           "it does not belong to these texts or this model: add the model's tokenizer files "
                           "to its directory, or set tokenizer: to its tokenizer")
+    unknown = int((ids == tokenizer.unk_token_id).sum()) if tokenizer.unk_token_id is not None else 0
+    if unknown > content:  # words, mostly unknown: a tokenizer of other texts (another language, casing)
+        warnings.warn(f"tokenizer: {where} encodes {unknown} of the training texts' {unknown + content} word "
+                      f"tokens as {tokenizer.unk_token}; is it the model's own?", stacklevel=2)
 
 
 def encode_classification(tokenizer, ds, spec: DatasetSpec, num_labels: int, max_length: int,

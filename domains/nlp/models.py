@@ -220,7 +220,8 @@ def _build_errors(spec: ModelSpec):
         if spec.overrides:
             why = first_line(e)
             if "mismatched_sizes" in why:
-                why = "they change the shape of checkpoint weights (only shape-keeping settings such as dropout can be overridden)"
+                why = ("they change the shape of checkpoint weights (only shape-keeping settings such as dropout "
+                       "can be overridden)")
             raise ConfigError(f"overrides: {spec.overrides} cannot be applied to "
                               f"{spec.pretrained or spec.architecture}: {why}") from None
         if spec.pretrained is not None and isinstance(e, OSError):
@@ -233,8 +234,9 @@ def position_offset(model: nn.Module) -> int:
     """How many position ids the model skips: RoBERTa-style embeddings (RoBERTa, XLM-R,
     CamemBERT, Longformer, MPNet, ESM, ...) number positions from ``padding_idx + 1``."""
     for module in model.modules():
-        if hasattr(module, "create_position_ids_from_input_ids") and isinstance(getattr(module, "padding_idx", None), int):
-            return module.padding_idx + 1
+        padding_idx = getattr(module, "padding_idx", None)
+        if hasattr(module, "create_position_ids_from_input_ids") and isinstance(padding_idx, int):
+            return padding_idx + 1
     return 0
 
 

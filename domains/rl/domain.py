@@ -145,7 +145,8 @@ class RLConfig:
         lo, hi = bounds
         threshold, what = self.return_threshold, "return_threshold: {t:g}"
         if threshold is None:
-            threshold, what = spec.reward_threshold, f"return_threshold: unset, so {self.env_id}'s reward_threshold {{t:g}}"
+            threshold = spec.reward_threshold
+            what = f"return_threshold: unset, so {self.env_id}'s reward_threshold {{t:g}}"
             cap = self._episode_cap()
             if (threshold is not None and hi is not None and lo is not None and lo > 0 and spec.max_episode_steps
                     and cap is not None and cap != spec.max_episode_steps):
@@ -409,8 +410,8 @@ class RLDomain(Domain):
                                   "or lower learning_starts")
             if 0 < rewind_step <= cfg.learning_starts:
                 raise ConfigError(f"rewind.step: {rewind_step} is within learning_starts ({cfg.learning_starts}), "
-                                  f"before {cfg.algorithm.upper()}'s first update, so θk would be θ0; use rewind.step "
-                                  f"0 or a multiple of {m} above {cfg.learning_starts}")
+                                  f"before {cfg.algorithm.upper()}'s first update, so θk would be θ0; use "
+                                  f"rewind.step 0 or a multiple of {m} above {cfg.learning_starts}")
 
     forward_ones_unavailable = "forward_ones is defined for PPO, A2C, DQN, SAC and TD3 policies on Box observations"
 
