@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tickets.domain import Domain, StepCallback, TrainResult
-from tickets.errors import ConfigError
+from tickets.errors import ConfigError, DivergedError
 from tickets.optim import OptimizerConfig, ScheduleConfig, load_optimizer_tensors, optimizer_tensors, set_lr
 
 Batch = dict[str, torch.Tensor]
@@ -144,6 +145,7 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
         live["optimizer"] = raw
     history: list[dict[str, float]] = []
     step = start_step
+    guard = DivergenceGuard(steps=steps, lr=optimizer.lr)
     try:
         prepared.train()
         for batch in loader:
@@ -154,7 +156,8 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
             for i in range(loop.grad_accumulation):
                 last = i == loop.grad_accumulation - 1
                 with contextlib.nullcontext() if last else accelerator.no_sync(prepared):
-                    loss, _ = loss_fn(prepared, {k: c[i] for k, c in chunks.items()})
+                    loss, logits = loss_fn(prepared, {k: c[i] for k, c in chunks.items()})
+                    guard.record(loss, logits, step + 1)
                     accelerator.backward(loss / loop.grad_accumulation)
             if loop.max_grad_norm is not None:  # pruned weights' gradients count unless pruning.mask_grads
                 accelerator.clip_grad_norm_(prepared.parameters(), loop.max_grad_norm)
@@ -163,11 +166,77 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
             if on_step is not None:
                 on_step(step)
             if step == steps or (eval_every and step % eval_every == 0):
-                history.append({"step": step, **validate(model)})
+                guard.check()
+                record = validate(model)
+                guard.check_validation(record, step)
+                history.append({"step": step, **record})
                 prepared.train()
-    finally:  # also when a callback stops training (an Early-Bird draw)
+        guard.check()
+    except DivergedError:
+        raise
+    except Exception as exc:  # a callback stopped training (an Early-Bird draw): not from a diverged network
+        guard.check(cause=exc)
+        raise
+    finally:
         _release(accelerator)
     return TrainResult(steps=step, history=history)
+
+
+class DivergenceGuard:
+    """Stops a training run that diverged, before its weights become a result.
+
+    * A non-finite training loss (NaN or ±inf) at any step. The step of the first one is kept
+      on the device (no host synchronisation per step) and read at each validation point, at
+      the end, and when a callback ends training early, so the error names the exact step.
+    * A finite but exploded validation loss: above ``FACTOR`` times the larger of 1, the
+      chance-level loss ``ln(C)`` of a ``C``-way output (cross-entropy of a uniform
+      prediction) and the first training loss of the run. A sane run never gets there (an
+      over-fitted classifier's validation loss stays within a few times chance); ``lr: 1e6``
+      on digits reaches 1e19.
+    """
+
+    FACTOR = 1e3
+
+    def __init__(self, *, steps: int, lr: float):
+        self.steps, self.lr = steps, lr
+        self.first_bad: torch.Tensor | None = None  # step of the first non-finite loss, -1: none yet
+        self.bad_value: torch.Tensor | None = None
+        self.first_loss: torch.Tensor | None = None
+        self.outputs = 1
+
+    def record(self, loss: torch.Tensor, logits: torch.Tensor | None, step: int) -> None:
+        value = loss.detach().float().reshape(())
+        if self.first_bad is None:
+            self.first_bad = torch.full((), -1, dtype=torch.long, device=value.device)
+            self.bad_value = torch.zeros((), device=value.device)
+            self.first_loss = value.clone()
+            if isinstance(logits, torch.Tensor) and logits.dim() > 0:
+                self.outputs = int(logits.shape[-1])
+        newly = (self.first_bad < 0) & ~torch.isfinite(value)
+        self.first_bad = torch.where(newly, step, self.first_bad)
+        self.bad_value = torch.where(newly, value, self.bad_value)
+
+    def _advice(self) -> str:
+        return f"lower the learning rate (optimizer.lr is {self.lr:g})"
+
+    def check(self, cause: BaseException | None = None) -> None:
+        if self.first_bad is None:
+            return
+        step = int(self.first_bad)
+        if step >= 0:
+            raise DivergedError(f"training diverged: the training loss is {float(self.bad_value)} at step {step} "
+                                f"(of {self.steps}); {self._advice()}") from cause
+
+    def check_validation(self, record: Mapping[str, float], step: int) -> None:
+        loss = record.get("loss")
+        if loss is None or self.first_loss is None:
+            return
+        chance = math.log(self.outputs) if self.outputs > 1 else 0.0
+        scale = max(1.0, chance, float(self.first_loss))
+        if not math.isfinite(loss) or loss > self.FACTOR * scale:
+            raise DivergedError(f"training diverged: the validation loss is {loss:.3g} at step {step} (of "
+                                f"{self.steps}), over {self.FACTOR:g} x {scale:.3g} (the largest of 1, the "
+                                f"chance-level loss ln({self.outputs}) and the first training loss); {self._advice()}")
 
 
 def _param_names(model: nn.Module) -> dict[int, str]:
@@ -233,6 +302,12 @@ class SupervisedDomain(Domain):
                               optimizer_state=optimizer_state, live=live)
         finally:
             self._live = None
+
+    def check_config(self) -> None:
+        n = len(self.data.train)
+        if self.config.batch_size > n:
+            raise ConfigError(f"config.domain.batch_size: {self.config.batch_size} is larger than the training split "
+                              f"({n} examples); lower batch_size to {n} or less")
 
     def optimizer_state(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
         """The state of the optimizer training ``model`` (only while ``train`` runs)."""

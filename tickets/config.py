@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,80 @@ import yaml
 from . import registry
 from .errors import ConfigError, RegistryError
 from .typed import from_dict, non_default_dict, to_dict
+
+
+# ---- YAML as users write it --------------------------------------------------------------------
+_DIGITS = r"[0-9](?:_?[0-9])*"  # Python's digit groups: 1_000, not 1__000 or 1_
+_EXP = rf"(?:[eE][-+]?{_DIGITS})"
+FLOAT_PATTERN = re.compile(rf"""^(?:
+      [-+]?(?:{_DIGITS}\.(?:{_DIGITS})?{_EXP}?    # 1.  1.5  1.5e-3  1_000.25
+             |\.{_DIGITS}{_EXP}?                   # .5  .5e3
+             |{_DIGITS}{_EXP})                      # 3e-3  1E5  (YAML 1.1 reads these as strings)
+    | [-+]?\.(?:inf|Inf|INF) | \.(?:nan|NaN|NAN)  # YAML's own spellings
+    | [-+]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN])  # Python's: inf, Infinity, nan
+    )$""", re.VERBOSE)
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with two changes for configs and override values: every float spelling
+    Python's ``float`` reads is a number (YAML 1.1, PyYAML's dialect, leaves ``3e-3`` or ``1E5`` a
+    string and reads ``1:30.5`` as 90.5; this follows YAML 1.2 and Python), and a key given twice
+    in one mapping is refused (PyYAML keeps the last one silently). Non-finite values (``.inf``,
+    ``nan``) are numbers here; the config's checks refuse them."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:  # the mapping's own keys; '<<' merges may be overridden
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # unhashable: the base class reports it
+                    continue
+                if first is not key_node:
+                    raise DuplicateKeyError(key, first.start_mark, key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_float(self, node):
+        value = self.construct_scalar(node).replace("_", "").lower()
+        sign = -1.0 if value.startswith("-") else 1.0
+        value = value.lstrip("+-")
+        return sign * float(value[1:] if value in (".inf", ".nan") else value)
+
+
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_PATTERN, list("-+0123456789.iInN"))
+ConfigLoader.add_constructor("tag:yaml.org,2002:float", ConfigLoader.construct_yaml_float)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key, first, again):
+        where = (f"lines {first.line + 1} and {again.line + 1}" if first.line != again.line else
+                 f"line {first.line + 1}, columns {first.column + 1} and {again.column + 1}")
+        super().__init__(f"key {key!r} is given twice in one mapping ({where}); keep one")
+        self.key, self.first, self.again = key, first, again
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``text`` read with :class:`ConfigLoader`; a YAML error is a one-line ``ConfigError``
+    starting with ``where`` and naming the line."""
+    try:
+        return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = "; ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"{where}: not valid YAML: {at}{what}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
 
 Control = Literal["reinit", "random_mask", "shuffled_mask"]
 
@@ -138,6 +213,9 @@ class TransferConfig:
             raise ConfigError("source: must name a run directory, a ticket directory or a config file")
 
 
+MAX_SEED = 2**32 - 1  # numpy's np.random.seed (stable-baselines3 seeds it with the experiment seed)
+
+
 @dataclass
 class ExperimentConfig:
     name: str
@@ -151,6 +229,13 @@ class ExperimentConfig:
     transfer: TransferConfig | None = None  # set: train the source's tickets instead of pruning
 
     def __post_init__(self):
+        for key, seed in [("seed", self.seed), *((f"seeds.{i}", s) for i, s in enumerate(self.seeds))]:
+            if not 0 <= seed <= MAX_SEED:
+                raise ConfigError(f"{key}: must be in [0, 2^32 - 1] (the seeds numpy and the RL libraries "
+                                  f"accept), got {seed}")
+        if self.pruning.method == "imp" and self.transfer is None and self.pruning.levels < 1:
+            raise ConfigError(f"pruning.levels: {self.pruning.levels} levels of IMP trains the dense network only and "
+                              "finds no ticket; set pruning.levels to 1 or more (e.g. 10)")
         if self.rewind.step >= self.train.steps:
             raise ConfigError(f"rewind.step: {self.rewind.step} must be below train.steps ({self.train.steps})")
         if len(set(self.seeds)) != len(self.seeds):
@@ -229,10 +314,7 @@ def parse_overrides(items: list[str]) -> list[tuple[list[str], Any]]:
         key, raw = item.split("=", 1)
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"override {item!r}: bad key {key!r}")
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: cannot parse value: {exc}") from None
+        value = parse_yaml(raw, f"override {item!r}: value") if raw else ""
         out.append((key.split("."), value))
     return out
 
@@ -264,18 +346,33 @@ def _index(part: str, node: list, where: str) -> int:
     return int(part)
 
 
+def read_config_text(path: Path) -> str:
+    """The text of a config file; a ``ConfigError`` for a missing, non-regular, unreadable or
+    non-UTF-8 (binary) file."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ConfigError(f"{path}: not a regular file; give a YAML config file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text (UTF-8) config file: byte {exc.start} is "
+                          f"0x{raw[exc.start]:02x}") from None
+
+
 def load_experiment(source: str | Path | dict, overrides: list[str] | None = None) -> Experiment:
     """Read, override and validate an experiment config (a YAML path or a mapping)."""
     if isinstance(source, dict):
         data = json.loads(json.dumps(source))
     else:
         path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        data = parse_yaml(read_config_text(path), str(path))
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
     data = apply_overrides(data, overrides or [])

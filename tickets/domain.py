@@ -40,6 +40,12 @@ class Domain(abc.ABC):
     def __init__(self, config: Any):
         self.config = config
 
+    def check_config(self) -> None:
+        """Check the settings that need the data or the environment (e.g. ``batch_size`` against
+        the training split's size), before any work: the runner calls it once, when it is built.
+        Raise ``ConfigError`` naming the dotted key (``config.domain.batch_size: ...``). The
+        default checks nothing."""
+
     @abc.abstractmethod
     def build_model(self, seed: int) -> nn.Module:
         """A freshly initialised model; the same seed gives the same weights."""

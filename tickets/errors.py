@@ -40,3 +40,8 @@ class ArtifactMissingError(ArtifactError, FileNotFoundError):
     def __str__(self) -> str:  # FileNotFoundError would format its args as (errno, strerror)
         return str(self.args[0]) if self.args else ""
 
+
+class DivergedError(RuntimeError):
+    """Training diverged (a non-finite loss or weight, or an exploded loss): the stage is not
+    recorded. Raised during a run, naming the stage and step; the fix is usually a lower
+    learning rate."""

@@ -24,6 +24,10 @@ class OptimizerConfig:
     betas: list[float] | None = None  # Adam/AdamW; None keeps torch's default (0.9, 0.999)
 
     def __post_init__(self):
+        for key in ("lr", "momentum", "weight_decay"):  # also when built in code, not only from YAML
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         if self.lr <= 0:
             raise ConfigError(f"lr: must be positive, got {self.lr}")
         if self.momentum < 0 or self.weight_decay < 0:
@@ -32,8 +36,14 @@ class OptimizerConfig:
             raise ConfigError(f"momentum: only SGD takes momentum/nesterov, optimizer is {self.name!r}")
         if self.nesterov and not self.momentum:
             raise ConfigError("nesterov: needs momentum > 0")
-        if self.betas is not None and len(self.betas) != 2:
-            raise ConfigError(f"betas: needs two numbers, got {self.betas}")
+        if self.betas is not None:
+            if self.name == "sgd":
+                raise ConfigError("betas: only Adam/AdamW take betas, optimizer is 'sgd'")
+            if len(self.betas) != 2:
+                raise ConfigError(f"betas: needs two numbers, got {self.betas}")
+            for i, beta in enumerate(self.betas):
+                if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+                    raise ConfigError(f"betas.{i}: must be in [0, 1), got {beta!r}")
 
     def torch_class(self) -> type[torch.optim.Optimizer]:
         return {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.name]

@@ -35,6 +35,7 @@ from .collapse import diagnose
 from .config import Experiment
 from .domain import Domain, TrainResult, forward_ones_of
 from .errors import ArtifactError, ConfigError
+from .errors import DivergedError
 from .enforce import MaskEnforcer
 from .masks import Mask
 from .rewind import capture, random_mask, shuffled_mask
@@ -64,10 +65,40 @@ def early_stop(history: list[dict[str, float]], metric: str, higher_is_better: b
     early-stop iteration), else the best primary metric."""
     if not history:
         return None
-    if all("loss" in h for h in history):
-        return int(min(history, key=lambda h: h["loss"])["step"])
+    key = "loss" if all("loss" in h for h in history) else metric
+    usable = [h for h in history if _finite(h.get(key))]  # a NaN would make min/max meaningless
+    if not usable:
+        return None
+    if key == "loss":
+        return int(min(usable, key=lambda h: h["loss"])["step"])
     sign = 1.0 if higher_is_better else -1.0
-    return int(max(history, key=lambda h: sign * h.get(metric, -math.inf * sign))["step"])
+    return int(max(usable, key=lambda h: sign * h[metric])["step"])
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def nonfinite_tensors(model: nn.Module) -> list[str]:
+    """The model's floating-point parameters and buffers holding a NaN or an infinity."""
+    bad = []
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+            bad.append(name)
+    return bad
+
+
+def _names(bad: list[str]) -> str:
+    return bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
+
+
+def nonfinite_metrics(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list[str]:
+    """Descriptions of the test metrics and validation records that are NaN or infinite."""
+    bad = [f"the test {k} is {v}" for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    for record in history:
+        bad += [f"the validation {k} at step {record.get('step')} is {v}" for k, v in record.items()
+                if isinstance(v, float) and not math.isfinite(v)]
+    return bad
 
 
 class Runner(abc.ABC):
@@ -84,6 +115,7 @@ class Runner(abc.ABC):
         self.run = RunDir(Path(out) / f"{self.config.name}-{experiment.hash()}")
         self.show_progress = show_progress if distributed.is_main() else False
         template = self.domain.build_model(seed=self.config.seed)
+        self.domain.check_config()  # settings that need the data or the environment, before any work
         self.shapes = {n: p.shape for n, p in self.prunable(template).items()}
         rules = [(g.pattern, g.fraction) for g in self.config.pruning.groups]
         self.groups: list[Group] = assign_groups(list(self.shapes), rules, self.config.pruning.fraction)
@@ -279,15 +311,37 @@ class Runner(abc.ABC):
         params = dict(model.named_parameters())
         enforced = Mask({**mask, **{f: mask[leader] for f, leader in ties.items()}})
         t0 = time.perf_counter()
-        with MaskEnforcer({**prunable, **{f: params[f] for f in ties}}, enforced,  # zeroes them now, too
-                          mask_grads=cfg.pruning.mask_grads):
-            # passed only when set, so domains without optimizer-state support keep their signature
-            seeded = {} if optimizer_state is None else {"optimizer_state": optimizer_state}
-            result: TrainResult = self.domain.train(model, steps=cfg.train.steps, start_step=start_step,
-                                                    seed=cfg.seed, on_step=on_step,
-                                                    eval_every=cfg.train.eval_every, **seeded)
-        steps_bar.close()
+        stage = f"level {level} {condition}"
+        try:
+            with MaskEnforcer({**prunable, **{f: params[f] for f in ties}}, enforced,  # zeroes them now, too
+                              mask_grads=cfg.pruning.mask_grads):
+                # passed only when set, so domains without optimizer-state support keep their signature
+                seeded = {} if optimizer_state is None else {"optimizer_state": optimizer_state}
+                result: TrainResult = self.domain.train(model, steps=cfg.train.steps, start_step=start_step,
+                                                        seed=cfg.seed, on_step=on_step,
+                                                        eval_every=cfg.train.eval_every, **seeded)
+        except DivergedError as exc:
+            raise DivergedError(f"{stage}: {exc}; nothing of this stage is recorded") from None
+        except Exception as exc:  # a library choking on NaN (SB3: "Expected parameter logits ...")
+            bad = nonfinite_tensors(model)
+            if not bad:
+                raise
+            first = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else ""
+            raise DivergedError(f"{stage}: training diverged: {_names(bad)} holds NaN or infinite values, and "
+                                f"training stopped ({type(exc).__name__}: {first[:200]}); lower the learning "
+                                "rate; nothing of this stage is recorded") from exc
+        finally:
+            steps_bar.close()
+        # A diverged network is no result: refuse it before its row (and the next level's mask) exist.
+        bad = nonfinite_tensors(model)
+        if bad:
+            raise DivergedError(f"{stage}: training diverged: {_names(bad)} holds NaN or infinite values after "
+                                f"{result.steps} steps; lower the learning rate; nothing of this stage is recorded")
         metrics = self.domain.evaluate(model, split="test")
+        bad = nonfinite_metrics(metrics, result.history)
+        if bad:
+            raise DivergedError(f"{stage}: training diverged: {bad[0]}; lower the learning rate; nothing of this "
+                                "stage is recorded")
         wall = time.perf_counter() - t0
         for name, m in mask.items():
             if bool((prunable[name].detach().cpu()[~m] != 0).any()):

@@ -7,6 +7,7 @@ path of the offending key, so a typo is reported before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -61,6 +62,10 @@ def _type_name(tp: Any) -> str:
 def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is Any:
         return value
+    if tp in (list, tuple):  # bare ``list``: a list of anything
+        tp = list[Any]
+    elif tp is dict:  # bare ``dict``: a mapping of anything
+        tp = dict[str, Any]
     if dataclasses.is_dataclass(tp):
         return _convert_dataclass(tp, value, where)
     origin = typing.get_origin(tp)
@@ -95,7 +100,13 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {value} is beyond the floating-point range") from None
+        if not math.isfinite(number):  # YAML's .inf/.nan: no setting means them (null is "none")
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")

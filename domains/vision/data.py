@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,11 @@ class VisionDataConfig:
             for split, files in self.data_files.items():
                 if not isinstance(files, str) or not files:
                     raise ConfigError(f"data_files: {split}: expected a path or glob, got {files!r}")
+        if not _known_source(self.name):
+            raise ConfigError(f"name: unknown dataset {self.name!r}{did_you_mean(self.name, [*LOCAL, *KNOWN, *BUILDERS])}"
+                              f"; built in: {', '.join(LOCAL)}; from the Hugging Face hub: {', '.join(KNOWN)}; "
+                              f"your own files: one of the builders {', '.join(BUILDERS)} with data_files, or a "
+                              "local dataset directory; any other hub dataset by its owner/name path")
         if self.name in LOCAL:
             for key in ("data_files", "config_name", "revision", "image_column", "label_column",
                         "train_split", "test_split"):
@@ -135,6 +141,13 @@ class VisionDataConfig:
                                   f"{', '.join(self.data_files)}){did_you_mean(test, self.data_files)}")
         if self.test_split is not None and self.test_split == (self.train_split or "train"):
             raise ConfigError(f"test_split: the same split as train_split ({self.test_split!r})")
+
+
+def _known_source(name: str) -> bool:
+    """A name ``load`` can resolve without guessing: built in, known, a builder, a hub path
+    (``owner/name``) or an existing local path. Anything else would go to the hub as a bare
+    name (a typo there is a connection error, or offline an opaque one)."""
+    return name in LOCAL or name in KNOWN or name in BUILDERS or "/" in name or Path(name).exists()
 
 
 @dataclass
@@ -258,6 +271,10 @@ def _load_split(path: str, config: VisionDataConfig, config_name: str | None, sp
         if "Unknown split" in str(exc):
             raise _UnknownSplit(str(exc)) from None
         raise
+    except ConnectionError as exc:  # offline (HF_DATASETS_OFFLINE) or the hub unreachable, nothing cached
+        raise ConfigError(f"config.domain.dataset.name: cannot load {path!r}: {exc}; it is neither cached nor "
+                          "reachable; connect once to cache it, or give local files (a builder such as parquet "
+                          "or imagefolder with data_files)") from None
 
 
 def _load_datasets(config: VisionDataConfig) -> tuple[dict[str, TensorTable], int, bool, bool]:
