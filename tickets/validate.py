@@ -31,10 +31,11 @@ _SEGMENT = re.compile(r"[^\s/\\\x00]+")
 
 
 def is_param_name(name: Any) -> bool:
-    """A parameter/state name: dot-separated non-empty segments, none of them ``..``-like or
-    holding a path separator, whitespace or NUL (``layers.0.weight``, not ``../../x``)."""
+    """A parameter/state name: non-empty segments separated by ``.`` (parameters) or ``/``
+    (optimizer state: ``adam/fc1.weight/exp_avg``), none of them holding whitespace, a backslash
+    or NUL (``layers.0.weight``; not ``../../x``, ``/etc``, ``a..b`` or ``a//b``)."""
     return (isinstance(name, str) and bool(name) and len(name) <= 1000
-            and all(_SEGMENT.fullmatch(s) for s in name.split(".")))
+            and all(_SEGMENT.fullmatch(s) for s in re.split(r"[./]", name)))
 
 
 def check_regular(path: Path, what: str = "") -> os.stat_result:
