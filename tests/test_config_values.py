@@ -80,10 +80,11 @@ def test_every_float_field_refuses_nan_and_infinity():
 
 
 def test_the_rl_learning_rate_is_checked_by_the_same_optimizer_config():
-    from domains.rl.domain import RLConfig
-
-    hints = RLConfig.__dataclass_fields__["optimizer"]
-    assert hints.type in (OptimizerConfig, "OptimizerConfig")
+    rl = {"name": "rl", "domain": {"name": "rl", "optimizer": {"name": "adam", "lr": 3e-4}}, "train": {"steps": 256}}
+    assert load_experiment(rl, ["domain.optimizer.lr=1e-3"]).domain_config.optimizer.lr == 1e-3
+    for bad, message in ((".inf", "expected a finite number"), ("0", "must be positive")):
+        with pytest.raises(ConfigError, match=f"^config.domain.optimizer.lr: {message}"):
+            load_experiment(rl, [f"domain.optimizer.lr={bad}"])
 
 
 @pytest.mark.parametrize("betas, message", [

@@ -198,3 +198,30 @@ def test_train_loop_guard_costs_no_step_sync(monkeypatch):
     monkeypatch.setattr(DivergenceGuard, "check", counting)
     d.train(d.build_model(seed=0), steps=30, seed=0, eval_every=10)
     assert reads["n"] == 4  # three validation points and the end
+
+
+def test_the_cli_prints_one_line_and_exits_2(tmp_path, capsys):
+    import yaml
+
+    from tickets.cli import main
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(vision_config(**{"pruning.levels": 1, "controls": []})))
+    assert main(["run", str(path), "domain.optimizer.lr=1e6", "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("tickets: error: level 0 dense: training diverged: the validation loss is ")
+    assert "Traceback" not in "\n".join(err)
+    assert not list((tmp_path / "runs").glob("*/level_*/*.result.json"))
+
+
+def test_a_buffer_non_finite_by_design_is_not_divergence(tmp_path, monkeypatch):
+    original = VisionDomain.build_model
+
+    def build_model(self, seed):
+        model = original(self, seed)
+        model.register_buffer("attention_mask", torch.tensor([0.0, -math.inf]))  # -inf before any training
+        return model
+
+    monkeypatch.setattr(VisionDomain, "build_model", build_model)
+    runner, execute = run(tmp_path)
+    assert [(r["level"], r["condition"]) for r in execute().rows()] == [(0, "dense"), (1, "ticket")]

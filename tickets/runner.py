@@ -79,13 +79,16 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def nonfinite_tensors(model: nn.Module) -> list[str]:
-    """The model's floating-point parameters and buffers holding a NaN or an infinity."""
-    bad = []
-    for name, t in [*model.named_parameters(), *model.named_buffers()]:
-        if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
-            bad.append(name)
-    return bad
+def nonfinite_tensors(model: nn.Module, skip_buffers: frozenset[str] = frozenset()) -> list[str]:
+    """The model's floating-point parameters and buffers (BatchNorm statistics) holding a NaN or
+    an infinity; buffers in ``skip_buffers`` (non-finite by design, e.g. a -inf attention mask,
+    found so before training) are left out."""
+    tensors = [*model.named_parameters(), *((n, b) for n, b in model.named_buffers() if n not in skip_buffers)]
+    return [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all())]
+
+
+def _nonfinite_buffers(model: nn.Module) -> frozenset[str]:
+    return frozenset(n for n, b in model.named_buffers() if b.is_floating_point() and not bool(torch.isfinite(b).all()))
 
 
 def _names(bad: list[str]) -> str:
@@ -312,6 +315,7 @@ class Runner(abc.ABC):
         enforced = Mask({**mask, **{f: mask[leader] for f, leader in ties.items()}})
         t0 = time.perf_counter()
         stage = f"level {level} {condition}"
+        by_design = _nonfinite_buffers(model)
         try:
             with MaskEnforcer({**prunable, **{f: params[f] for f in ties}}, enforced,  # zeroes them now, too
                               mask_grads=cfg.pruning.mask_grads):
@@ -323,7 +327,7 @@ class Runner(abc.ABC):
         except DivergedError as exc:
             raise DivergedError(f"{stage}: {exc}; nothing of this stage is recorded") from None
         except Exception as exc:  # a library choking on NaN (SB3: "Expected parameter logits ...")
-            bad = nonfinite_tensors(model)
+            bad = nonfinite_tensors(model, by_design)
             if not bad:
                 raise
             first = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else ""
@@ -333,7 +337,7 @@ class Runner(abc.ABC):
         finally:
             steps_bar.close()
         # A diverged network is no result: refuse it before its row (and the next level's mask) exist.
-        bad = nonfinite_tensors(model)
+        bad = nonfinite_tensors(model, by_design)
         if bad:
             raise DivergedError(f"{stage}: training diverged: {_names(bad)} holds NaN or infinite values after "
                                 f"{result.steps} steps; lower the learning rate; nothing of this stage is recorded")

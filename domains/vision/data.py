@@ -114,8 +114,9 @@ class VisionDataConfig:
                 if not isinstance(files, str) or not files:
                     raise ConfigError(f"data_files: {split}: expected a path or glob, got {files!r}")
         if not _known_source(self.name):
-            raise ConfigError(f"name: unknown dataset {self.name!r}{did_you_mean(self.name, [*LOCAL, *KNOWN, *BUILDERS])}"
-                              f"; built in: {', '.join(LOCAL)}; from the Hugging Face hub: {', '.join(KNOWN)}; "
+            close = did_you_mean(self.name, [*LOCAL, *KNOWN, *BUILDERS])
+            raise ConfigError(f"name: unknown dataset {self.name!r}{close}; built in: {', '.join(LOCAL)}; "
+                              f"from the Hugging Face hub: {', '.join(KNOWN)}; "
                               f"your own files: one of the builders {', '.join(BUILDERS)} with data_files, or a "
                               "local dataset directory; any other hub dataset by its owner/name path")
         if self.name in LOCAL:
