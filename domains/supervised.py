@@ -319,6 +319,34 @@ class SupervisedDomain(Domain):
         sampler = StepBatchSampler(len(self.data.train), self.config.batch_size, seed=seed, start_step=0, steps=n)
         return [self.data.train.__getitems__(idx) for idx in sampler]
 
+    def balanced_scoring_batches(self, samples_per_class: int, n: int, seed: int) -> list[Batch] | None:
+        """GraSP's class-balanced batches: each of the ``n`` holds exactly ``samples_per_class``
+        training examples of every class found in the training labels (sorted by class), drawn
+        without replacement from a permutation of each class seeded by ``seed`` (the next batch
+        takes the next examples, wrapping around a class when it runs out). None where labels
+        are not one integer class per example (regression, language modelling)."""
+        table = self.data.train
+        labels = table.columns.get("labels")
+        if labels is None or labels.dim() != 1 or labels.is_floating_point() or labels.dtype == torch.bool:
+            return None
+        classes, counts = torch.unique(labels, return_counts=True)
+        short = {int(c): int(k) for c, k in zip(classes, counts) if k < samples_per_class}
+        if short:
+            raise ConfigError(f"pruning.samples_per_class: {samples_per_class} examples of every class are needed "
+                              f"for GraSP, but the training split has only {short} (class: count); lower it")
+        g = torch.Generator().manual_seed(seed)
+        pools = [torch.nonzero(labels == c).reshape(-1) for c in classes]
+        pools = [p[torch.randperm(p.numel(), generator=g)] for p in pools]
+        batches = []
+        for i in range(n):
+            idx = []
+            for pool in pools:
+                start = (i * samples_per_class) % pool.numel()
+                take = torch.arange(start, start + samples_per_class) % pool.numel()
+                idx.append(pool[take])
+            batches.append(table.__getitems__(torch.cat(idx).tolist()))
+        return batches
+
     def scoring_loss(self, model: nn.Module, batch: Batch, *, temperature: float = 1.0) -> torch.Tensor:
         device = next(model.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,10 @@ from tickets.at_init import density_of, prune_at_init
 from tickets.collapse import diagnose, max_compression_before_collapse
 from tickets.config import load_experiment
 from tickets.domain import forward_ones_of
+from tickets.errors import ConfigError, RegistryError, TicketMismatchError
 from tickets.imp import make_runner
 from tickets.masks import Mask
-from tickets.prune_at_init import DEFAULT_ITERATIONS, scoring_context
+from tickets.prune_at_init import DEFAULT_ITERATIONS, scoring_batches_for, scoring_context
 from tickets.runner import stage_seed
 
 AT_INIT = ["magnitude", "random", "snip", "grasp", "synflow"]
@@ -59,7 +61,7 @@ def masks_only(config: str, overrides: list[str], finder: str, targets: list[flo
     p = exp.config.pruning
     prunable = select_prunable(model, p.include, p.exclude, base=domain.prunable(model))
     forward_ones = forward_ones_of(domain, model)
-    batches = domain.scoring_batches(p.scoring_batches, seed, model=model)
+    batches, _ = scoring_batches_for(domain, finder, p, seed, model)
     scorer = registry.scorers.get(finder)
     iterations = p.iterations or DEFAULT_ITERATIONS.get(finder, 1)
     ones = Mask({n: torch.ones(q.shape, dtype=torch.bool) for n, q in prunable.items()})
@@ -76,7 +78,9 @@ def masks_only(config: str, overrides: list[str], finder: str, targets: list[flo
     return rows
 
 
-def trained(config: str, overrides: list[str], finder: str, targets: list[float], out: Path) -> list[Row]:
+def finder_experiment(config: str, overrides: list[str], finder: str, targets: list[float]):
+    """The experiment that runs ``finder`` on ``config`` at ``targets`` (IMP: enough levels to pass
+    the highest compression)."""
     base = load_experiment(config, overrides)
     if finder == "imp":
         fraction = base.config.pruning.fraction
@@ -90,7 +94,26 @@ def trained(config: str, overrides: list[str], finder: str, targets: list[float]
             extra.append(f"pruning.scorer={finder}")
     exp = load_experiment(config, [*overrides, *extra])
     exp.config.name = f"{exp.config.name}-{finder}"
-    run = make_runner(exp, out, show_progress=False).execute()
+    return exp
+
+
+def prepare(config: str, overrides: list[str], finders: list[str], targets: list[float],
+            out: Path) -> dict[str, object]:
+    """Check every finder's settings before any of them trains: build each one's runner (which checks
+    the config, the domain and the finder's own settings; with --masks-only too, though only the
+    masks are drawn). Raises the first bad setting, prefixed with the finder's name."""
+    prepared = {}
+    for finder in finders:  # building a runner checks everything and trains nothing
+        try:
+            prepared[finder] = make_runner(finder_experiment(config, overrides, finder, targets), out,
+                                           show_progress=False)
+        except (ConfigError, RegistryError, TicketMismatchError, FileNotFoundError) as exc:
+            raise ConfigError(f"{finder}: {exc}") from None
+    return prepared
+
+
+def trained(runner, finder: str, targets: list[float]) -> list[Row]:
+    run = runner.execute()
     rows = run.rows()
     tickets = {r["level"]: r for r in rows if r["condition"] == "ticket"}
     controls = {r["level"]: r for r in rows if r["condition"] == "random_mask"}
@@ -148,28 +171,52 @@ def plot(rows: list[Row], path: Path, masks_only_mode: bool) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--set", nargs="*", default=[], metavar="key=value", help="config overrides")
-    parser.add_argument("--finders", nargs="*", default=FINDERS, choices=FINDERS)
-    parser.add_argument("--compressions", nargs="*", type=float, default=default_compressions())
-    parser.add_argument("--masks-only", action="store_true", help="no training: at-init masks and collapse only")
-    parser.add_argument("--out", default="runs/compare")
-    parser.add_argument("--threads", type=int, default=0)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="compare_finders.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every finder's settings are checked before any finder trains: a bad setting is one error line "
+               "(exit status 2) naming the finder, and nothing is trained.")
+    parser.add_argument("config", help="experiment YAML the finders share (domain, model, train.steps, seed, ...)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="key=value",
+                        help="dotted config overrides applied to every finder, e.g. domain.model=vgg_16 "
+                             "pruning.early_bird.every=50")
+    parser.add_argument("--finders", nargs="*", default=FINDERS, choices=FINDERS, metavar="FINDER",
+                        help=f"which finders to compare (default: all): {', '.join(FINDERS)}. imp runs IMP "
+                             "levels until the highest compression; early_bird draws its ticket while training; "
+                             "the others score at initialisation")
+    parser.add_argument("--compressions", nargs="*", type=float, default=default_compressions(), metavar="C",
+                        help="target compressions, total weights / remaining weights (default: 10^0.5 ... 10^3 "
+                             "in half-decades)")
+    parser.add_argument("--masks-only", action="store_true",
+                        help="no training: draw the at-initialisation masks (magnitude, random, snip, grasp, "
+                             "synflow) and report density and layer collapse only; imp and early_bird are skipped")
+    parser.add_argument("--out", default="runs/compare",
+                        help="directory for the runs, the table (compare.csv or compare_masks.csv) and the plot "
+                             "(default: runs/compare)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    finders = [f for f in args.finders if not (args.masks_only and f not in AT_INIT)]
+    for finder in args.finders:
+        if finder not in finders:
+            print(f"{finder}: needs training; skipped with --masks-only")
+    try:
+        if not args.compressions or any(not c > 1 for c in args.compressions):
+            raise ConfigError(f"--compressions: need target compressions above 1, got {args.compressions}")
+        prepared = prepare(args.config, args.set, finders, args.compressions, out)
+    except ConfigError as exc:
+        print(f"compare_finders: error: {exc}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
-    for finder in args.finders:
-        if args.masks_only and finder not in AT_INIT:
-            print(f"{finder}: needs training; skipped with --masks-only")
-            continue
-        seed = load_experiment(args.config, args.set).config.seed
-        found = (masks_only(args.config, args.set, finder, args.compressions, seed) if args.masks_only
-                 else trained(args.config, args.set, finder, args.compressions, out))
+    for finder in finders:
+        if args.masks_only:
+            seed = prepared[finder].config.seed  # a runner's config
+            found = masks_only(args.config, args.set, finder, args.compressions, seed)
+        else:
+            found = trained(prepared[finder], finder, args.compressions)
         rows += found
         survived = [(r.compression, bool(r.path_survives)) for r in found]
         print(f"{finder:<11} highest compression before collapse: {max_compression_before_collapse(survived)}")
@@ -185,7 +232,8 @@ def main() -> None:
         print(f"{r.finder:<11} {r.compression:>11.4g} {r.density:>9.5f} {path:>5} {r.empty_layers:>5} "
               f"{r.mask_seconds:>7.2f} {value:>7} {rnd:>7}")
     print(f"\ntable: {out / (name + '.csv')}\nplot:  {out / (name + '.png')}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -31,6 +31,26 @@ def test_compare_finders_trains_every_finder_and_marks_collapse(tmp_path):
     assert "highest compression before collapse" in out
 
 
+def test_compare_finders_checks_every_finder_before_training_any(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(vision_config(**{"train.steps": 6, "pruning.groups": []})))
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/compare_finders.py"), str(cfg), "--compressions", "2",
+                           "--set", "pruning.early_bird.every=500", "--out", str(tmp_path / "cmp")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == ("compare_finders: error: early_bird: pruning.early_bird.every: 500 is beyond "
+                                   "train.steps (6)")
+    assert not any(tmp_path.rglob("*.safetensors"))  # IMP, listed first, trained nothing
+
+
+def test_compare_finders_help_documents_every_option():
+    out = run(ROOT / "scripts/compare_finders.py", "--help")
+    for option in ("--set", "--finders", "--compressions", "--masks-only", "--out", "--threads"):
+        assert option in out
+    assert "imp, early_bird, magnitude, random, snip, grasp, synflow" in " ".join(out.split())
+    assert "checked before any finder trains" in " ".join(out.split())
+
+
 def test_compare_finders_masks_only(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(vision_config()))

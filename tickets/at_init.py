@@ -11,7 +11,7 @@ The iterative driver prunes in ``iterations`` rounds; round ``k`` (1-based) prun
 
 recomputing the scores on the current mask before each round. ``iterations=1`` is one-shot (SNIP
 and GraSP as published; their iterative variants are the same call with ``iterations > 1``);
-SynFlow as published uses 100 rounds (:data:`DEFAULT_ITERATIONS`).
+SynFlow as published uses 100 rounds (:data:`tickets.prune_at_init.DEFAULT_ITERATIONS`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import nn
 
 from .masks import Mask
 from .scorers import Scorer, ScoringContext
-
-DEFAULT_ITERATIONS: dict[str, int] = {"synflow": 100, "snip": 1, "grasp": 1, "magnitude": 1, "random": 1}
+from .topk import keep_top
 
 Schedule = Literal["exponential", "linear"]
 
@@ -72,43 +70,21 @@ def keep_count(density: float, total: int) -> int:
 def prune_to_density(scores: Mapping[str, torch.Tensor], mask: Mask, names: Sequence[str], density: float) -> Mask:
     """Keep exactly ``round(density * total)`` of the weights in ``names`` (``total``: all their
     weights, pruned or not), the highest-scored among the surviving ones, ranked globally across
-    ``names``. Ties never change the count (they are broken by position); a weight the mask has
-    already pruned is never kept, so when fewer than the target survive, all survivors are kept.
-    Masks of parameters not in ``names`` are unchanged."""
+    ``names``. Ties never change the count: among scores tied at the threshold the earliest
+    weights in the order of ``names`` (then flat index) are kept (:mod:`tickets.topk`); a weight
+    the mask has already pruned is never kept, so when fewer than the target survive, all
+    survivors are kept. Masks of parameters not in ``names`` are unchanged."""
     _check_density(density)
     names = list(names)
     missing = [n for n in names if n not in mask or n not in scores]
     if missing:
         raise KeyError(f"prune_to_density: no mask or no scores for {missing}")
-    flats, alive_idx = [], []
-    total = 0
-    for name in names:
-        m = mask[name].reshape(-1)
-        s = scores[name].detach().to("cpu", torch.float64).reshape(-1)
-        if s.numel() != m.numel():
-            raise ValueError(f"scores for {name!r} have {s.numel()} entries, the mask has {m.numel()}")
-        idx = torch.nonzero(m).reshape(-1)
-        sa = s[idx].numpy()
-        if np.isnan(sa).any():
-            raise ValueError(f"scores for {name!r} contain NaN; cannot rank weights")
-        flats.append(sa)
-        alive_idx.append(idx)
-        total += m.numel()
-    flat = np.concatenate(flats) if flats else np.empty(0)
-    k = min(keep_count(density, total), flat.size)
-    keep = np.zeros(flat.size, dtype=bool)
-    if k >= flat.size:
-        keep[:] = True
-    elif k > 0:
-        keep[np.argpartition(-flat, k - 1)[:k]] = True
-    new = {n: t.clone() for n, t in mask.items()}
-    offset = 0
-    for name, sa, idx in zip(names, flats, alive_idx):
-        m = torch.zeros(new[name].numel(), dtype=torch.bool)
-        m[idx[torch.from_numpy(keep[offset:offset + sa.size])]] = True
-        new[name] = m.reshape(new[name].shape)
-        offset += sa.size
-    return Mask(new)
+    total = sum(mask[n].numel() for n in names)
+    alive = sum(int(torch.count_nonzero(mask[n])) for n in names)
+    kept = keep_top(scores, min(keep_count(density, total), alive), {n: mask[n] for n in names}, names=names)
+    new = {n: t.clone() for n, t in mask.items() if n not in kept}
+    new.update({n: kept[n].reshape(mask[n].shape) for n in names})
+    return Mask({n: new[n] for n in mask})
 
 
 def prune_at_init(

@@ -145,6 +145,7 @@ class PruningConfig:
     compressions: list[float] = field(default_factory=list)
     iterations: int | None = None  # at_init scoring rounds, exponential schedule (None: SynFlow 100, else 1)
     scoring_batches: int = 1  # batches for SNIP and GraSP
+    samples_per_class: int = 10  # GraSP's class-balanced batches: examples of every class in each (Wang et al.: 10)
     early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
 
     def __post_init__(self):
@@ -171,6 +172,8 @@ class PruningConfig:
             raise ConfigError(f"iterations: must be >= 1, got {self.iterations}")
         if self.scoring_batches < 1:
             raise ConfigError(f"scoring_batches: must be >= 1, got {self.scoring_batches}")
+        if self.samples_per_class < 1:
+            raise ConfigError(f"samples_per_class: must be >= 1, got {self.samples_per_class}")
 
 
 @dataclass

@@ -117,6 +117,20 @@ class Domain(abc.ABC):
         whose data depend on the model (RL: the episodes its policy plays)."""
         return None
 
+    def balanced_scoring_batches(self, samples_per_class: int, n: int, seed: int) -> list[Any] | None:
+        """``n`` class-balanced training batches for GraSP (Wang et al. 2020 score on 10 examples
+        of every class): each holds exactly ``samples_per_class`` examples of every class of the
+        training split, drawn from ``seed``. None: the domain has no classes (regression, language
+        modelling, RL), and GraSP scores on the ordinary :meth:`scoring_batches` instead."""
+        return None
+
+    def output_axes(self, model: nn.Module) -> dict[str, int]:
+        """For each prunable weight, the axis that indexes its output units (neurons, channels):
+        the ``shuffled_mask`` control permutes within each slice along it, keeping every unit's
+        fan-in. 0 for torch's layers (``Linear``, ``Conv``: out x in); a domain whose layers store
+        weights in x out (GPT-2's ``Conv1D``) says 1 for them."""
+        return {name: 0 for name in self.prunable(model)}
+
     def scoring_loss(self, model: nn.Module, batch: Any, *, temperature: float = 1.0) -> torch.Tensor:
         """The training loss on a scoring batch, logits divided by ``temperature`` (GraSP: 200)."""
         raise ValueError(f"domain {self.name!r} supplies no scoring batches, so no scoring loss")

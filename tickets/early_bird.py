@@ -17,11 +17,14 @@ soon as the mask has been stable over a window, long before training ends.
 
 The draw condition
 ------------------
-You et al.'s Algorithm 1 (as we recall it) keeps a FIFO queue ``Q`` of length ``l`` holding the
-distances between *consecutive* masks and draws when ``max(Q) < ε``. Their released code
-(``EarlyBird.early_bird_emerge``) instead keeps the last ``l`` masks and compares the *newest*
-with each of the others, drawing unless one distance exceeds ``ε``. We implement the latter, the
-definition in our design doc, with a strict inequality:
+The paper (You et al. 2020, arXiv:1909.11957, Algorithm 1) measures the mask distance between
+masks drawn at successive epochs, keeps the recent distances in a FIFO queue of length ``l`` and
+draws the ticket once they are all below ``ε``. Its released code (github.com/RICE-EIC/
+Early-Bird-Tickets, ``main.py``, class ``EarlyBird``, commit 4a16ae0) keeps instead the last
+``epoch_keep = 5`` *masks* (``put``), measures the distance of the newest to each of the others
+(``cal_dist``: ``1 - mean(mask_i == mask_j)``, the normalised Hamming distance) and draws unless
+one of them exceeds 0.1 (``early_bird_emerge``). We implement the code's definition, with a strict
+inequality:
 
     with ``M_{t-l+1}, ..., M_t`` the last ``l = window`` masks observed (oldest first), the ticket
     is drawn at the first observation ``t`` where the FIFO is full (``l`` masks observed) and
@@ -29,8 +32,9 @@ definition in our design doc, with a strict inequality:
 
 The two definitions differ: consecutive distances all below ε allow a slow drift of up to
 ``(l-1)·ε`` across the window, which ours rejects; ours implies consecutive distances below ``2ε``
-(triangle inequality). Defaults are the paper's: ``l = 5``, ``ε = 0.1``. The reference code masks
-by a threshold (``|γ| > thre``); our producers are exact-k, so every mask has the same density.
+(triangle inequality). Defaults are the code's: ``l = 5``, ``ε = 0.1``. The reference code masks
+by a threshold (``|γ| > thre``, ``thre`` the sorted value at the pruned fraction); our producers
+are exact-k (:mod:`tickets.topk`, ties to the earlier position), so every mask has the same density.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import torch
 from torch import nn
 
 from .masks import Mask
+from .topk import keep_top
 
 BATCHNORMS: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 _CHANNEL_PRODUCERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -115,24 +120,12 @@ def _keep_count(density: float, total: int) -> int:
     return min(total, int(density * total + 0.5))  # round half up, as tickets.scorers.prune
 
 
-def _top_k(scores: Mapping[str, torch.Tensor], density: float) -> Mask:
-    """Keep exactly ``round(density * total)`` entries (round half up) with the highest scores,
-    ranked across all tensors; ties go to the earlier entry (tensor order, then flat index)."""
-    names = list(scores)
-    flats = [scores[n].detach().reshape(-1).to("cpu", torch.float64) for n in names]
-    flat = torch.cat(flats) if flats else torch.empty(0, dtype=torch.float64)
-    if torch.isnan(flat).any():
-        raise ValueError("scores contain NaN; cannot rank")
-    k = _keep_count(density, flat.numel())
-    keep = torch.zeros(flat.numel(), dtype=torch.bool)
-    if k:
-        order = torch.sort(flat, descending=True, stable=True).indices
-        keep[order[:k]] = True
-    out, offset = {}, 0
-    for name, f in zip(names, flats):
-        out[name] = keep[offset:offset + f.numel()].reshape(scores[name].shape)
-        offset += f.numel()
-    return Mask(out)
+def _top_k(scores: Mapping[str, torch.Tensor], density: float, *, absolute: bool = False) -> Mask:
+    """Keep exactly ``round(density * total)`` entries (round half up) with the highest scores
+    (``|score|`` with ``absolute``), ranked across all tensors; ties go to the earlier entry
+    (tensor order, then flat index): the rule of :mod:`tickets.topk`."""
+    total = sum(t.numel() for t in scores.values())
+    return Mask(keep_top(scores, _keep_count(density, total), absolute=absolute))
 
 
 def magnitude_mask(prunable: Mapping[str, torch.Tensor], density: float) -> Mask:
@@ -140,7 +133,7 @@ def magnitude_mask(prunable: Mapping[str, torch.Tensor], density: float) -> Mask
     all the given weights survive, those of largest ``|w|`` across every tensor together."""
     if not prunable:
         raise ValueError("magnitude_mask: no prunable parameters given")
-    return _top_k({n: w.detach().abs() for n, w in prunable.items()}, density)
+    return _top_k({n: w.detach() for n, w in prunable.items()}, density, absolute=True)
 
 
 def batchnorm_weights(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -159,7 +152,7 @@ def bn_channel_mask(model: nn.Module, density: float) -> Mask:
     weights = batchnorm_weights(model)
     if not weights:
         raise ValueError(f"{type(model).__name__} has no affine BatchNorm layer to rank")
-    return _top_k({n: w.detach().abs() for n, w in weights.items()}, density)
+    return _top_k({n: w.detach() for n, w in weights.items()}, density, absolute=True)
 
 
 def _producer_of(modules: list[tuple[str, nn.Module]], index: int) -> tuple[str, nn.Module]:

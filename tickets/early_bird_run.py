@@ -54,8 +54,11 @@ class EarlyBirdRun(Runner):
             self.domain.train(model, steps=cfg.train.steps, seed=cfg.seed, on_step=monitor)
             mask, step = monitor.current_mask(), None  # never drawn: the mask at the end of the budget
             if distributed.is_main():
+                start = ("" if eb.rewind else "; with early_bird.rewind false there is no draw to train on from, so "
+                         f"the ticket and its controls train from θk (rewind.step {cfg.rewind.step}) like a rewound "
+                         "ticket, over the full budget (recorded as found.start: rewind)")
                 progress.message(f"warning: level {level}: no Early-Bird ticket was drawn within train.steps; "
-                                 "using the mask of the fully trained network")
+                                 f"using the mask of the fully trained network{start}")
         except TicketDrawn as drawn:
             mask, step = drawn.mask, drawn.step
         finally:
@@ -71,21 +74,28 @@ class EarlyBirdRun(Runner):
         distributed.barrier()
         return mask
 
-    def start_step(self, level: int) -> int:
-        """θk's step when rewinding; else the draw's step (training goes on from there, every
-        condition with the same remaining budget; the full budget if nothing was drawn)."""
+    def _from_draw(self, level: int) -> bool:
+        """Whether the level trains on from the weights at the draw: ``early_bird.rewind`` false and
+        a ticket drawn. Without a draw there is nothing to go on from, and the level trains from θk
+        over the full budget, as with ``rewind`` (an explicit fallback, recorded in ticket.json)."""
         if self.config.pruning.early_bird.rewind:
+            return False
+        return read_json(self._draw_path(level)).get("drawn_step") is not None
+
+    def start_step(self, level: int) -> int:
+        """θk's step when rewinding (or when nothing was drawn); else the draw's step (training goes
+        on from there, every condition with the same remaining budget)."""
+        if not self._from_draw(level):
             return self.config.rewind.step
-        drawn = read_json(self._draw_path(level)).get("drawn_step")
-        return self.config.train.steps if drawn is None else drawn
+        return read_json(self._draw_path(level))["drawn_step"]
 
     def load_start_weights(self, model: nn.Module, level: int) -> None:
-        name = "rewind" if self.config.pruning.early_bird.rewind else f"level_{level:02d}/drawn"
-        load_state(model, self.run.load_state(name))
+        load_state(model, self.run.load_state(f"level_{level:02d}/drawn" if self._from_draw(level) else "rewind"))
 
     def ticket_meta(self, level: int) -> dict[str, Any]:
         p = self.config.pruning
         draw = read_json(self._draw_path(level)) if self._draw_path(level).is_file() else {}
         return {"method": "early_bird", "level": level, "compression": p.compressions[level - 1],
                 "drawn_step": draw.get("drawn_step"), "search": draw, "rewind": p.early_bird.rewind,
+                "start": "draw" if self._from_draw(level) else "rewind", "start_step": self.start_step(level),
                 "seed": self.config.seed}

@@ -16,9 +16,15 @@ Conventions here:
   ``ctx.loss`` as given: for GraSP the domain adapter must supply, in ``ctx.loss``, the loss *with
   its logits divided by* :data:`TEMPERATURE`, e.g. ``F.cross_entropy(model(x) / TEMPERATURE, y)``.
   (A plain ``ctx.loss`` gives GraSP at ``T = 1``.)
-* **Class balance.** The paper samples 10 examples per class. The scorer uses ``ctx.batches`` as
-  given; adapters are expected to pass class-balanced batches, which :func:`class_balanced` builds
-  from ordinary dict batches (``per_class=10`` by default).
+* **Class balance.** The paper scores on 10 examples of every class (``GraSP_fetch_data`` in the
+  reference code, github.com/alecwangcq/GraSP, ``pruner/GraSP.py``; ``samples_per_class: 10`` in its
+  CIFAR configs). The scorer uses ``ctx.batches`` as given; the experiment
+  (:func:`tickets.prune_at_init.scoring_batches_for`) fills them with the domain's
+  :meth:`~tickets.domain.Domain.balanced_scoring_batches`: ``pruning.scoring_batches`` batches of
+  exactly ``pruning.samples_per_class`` (default :data:`SAMPLES_PER_CLASS`) examples of every
+  class. A domain without classes (regression, language modelling, RL) gives none, and GraSP
+  scores on its ordinary scoring batches (the ticket's ``found.batches`` says which).
+  :func:`class_balanced` builds such a batch from ordinary dict batches.
 * **Mask.** The scores are those of the masked network: pruned weights are zero and are not
   parameters of it, so ``g`` is restricted to the surviving weights (``Hg = H (g ⊙ m)``) and the
   pruned weights score 0.
@@ -38,7 +44,7 @@ from .at_init import require_model, scoring_copy, to_scores
 from .scorers import Scores, ScoringContext
 from .snip import LossFn, _check_inputs, batch_gradient
 
-TEMPERATURE = 200.0  # the paper's T: adapters divide the logits by it in the loss they give GraSP
+TEMPERATURE = 200.0  # the paper's T: the scoring loss GraSP gets divides the logits by it
 SAMPLES_PER_CLASS = 10  # the paper's sample: 10 examples of each class
 
 

@@ -18,12 +18,11 @@ from .config import Experiment
 from .errors import ConfigError
 from .masks import Mask
 from .rewind import load_state
-from .run_dir import RunDir
 from .runner import Runner, early_stop, stage_seed
 from .scorers import ScoringContext, prune
 from .store import read_tensors
 
-__all__ = ["IMPRun", "make_runner", "run_experiment", "early_stop"]
+__all__ = ["IMPRun", "make_runner", "early_stop"]
 
 
 IMP_SCORERS = ("magnitude", "random")
@@ -85,6 +84,3 @@ def make_runner(experiment: Experiment, out: str | Path = "runs", *, show_progre
         return EarlyBirdRun(experiment, out, show_progress=show_progress)
     return IMPRun(experiment, out, show_progress=show_progress)
 
-
-def run_experiment(experiment: Experiment, out: str | Path = "runs", *, show_progress: bool | None = None) -> RunDir:
-    return make_runner(experiment, out, show_progress=show_progress).execute()

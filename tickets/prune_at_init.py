@@ -13,13 +13,28 @@ from torch import nn
 
 from . import registry
 from .at_init import density_of, prune_at_init
+from .errors import ConfigError
+from .grasp import TEMPERATURE
 from .masks import Mask
 from .rewind import load_state
 from .runner import Runner, stage_seed
 from .scorers import ScoringContext
 
 DEFAULT_ITERATIONS = {"synflow": 100}  # Tanaka et al. 2020; one-shot for the others
-TEMPERATURES = {"grasp": 200.0}  # Wang et al. 2020 divide the logits by T = 200
+TEMPERATURES = {"grasp": TEMPERATURE}  # Wang et al. 2020 divide the logits by T = 200
+
+
+def scoring_batches_for(domain, scorer: str, pruning, seed: int, model: nn.Module) -> tuple[list | None, str]:
+    """The batches ``scorer`` scores on, and what they are: GraSP takes the domain's class-balanced
+    batches (``pruning.samples_per_class`` examples of every class in each of
+    ``pruning.scoring_batches``, as Wang et al. 2020), or, where the domain has no classes
+    (:meth:`Domain.balanced_scoring_batches` gives None: regression, language modelling, RL), its
+    ordinary scoring batches; every other scorer takes the ordinary ones."""
+    if scorer == "grasp":
+        balanced = domain.balanced_scoring_batches(pruning.samples_per_class, pruning.scoring_batches, seed)
+        if balanced is not None:
+            return balanced, "class_balanced"
+    return domain.scoring_batches(pruning.scoring_batches, seed, model=model), "ordinary"
 
 
 def scoring_context(domain, model: nn.Module, prunable, mask: Mask, *, scorer: str, batches, seed: int,
@@ -39,8 +54,12 @@ class AtInitRun(Runner):
         self.scorer = registry.scorers.get(p.scorer)
         self.iterations = p.iterations or DEFAULT_ITERATIONS.get(p.scorer, 1)
         if p.scorer == "synflow" and self.forward_ones is None:
-            raise ValueError(f"pruning.scorer: SynFlow needs an all-ones input, and domain {self.domain.name!r} "
+            raise ConfigError(f"pruning.scorer: SynFlow needs an all-ones input, and domain {self.domain.name!r} "
                              f"cannot give one: {self.domain.forward_ones_unavailable}")
+        self.batch_kind = None
+        if p.scorer == "grasp":  # refuse a samples_per_class the training split cannot give, before training
+            self.batch_kind = ("class_balanced" if self.domain.balanced_scoring_batches(p.samples_per_class, 1, 0)
+                               is not None else "ordinary")
 
     def levels(self) -> list[int]:
         return list(range(1, len(self.config.pruning.compressions) + 1))
@@ -51,7 +70,7 @@ class AtInitRun(Runner):
         load_state(model, self.run.load_state("init"))
         prunable = self.prunable(model)
         seed = stage_seed(cfg.seed, level, "score")
-        batches = self.domain.scoring_batches(cfg.pruning.scoring_batches, seed, model=model)
+        batches, _ = scoring_batches_for(self.domain, cfg.pruning.scorer, cfg.pruning, seed, model)
         ones = Mask({n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
 
         def make_ctx(mask: Mask) -> ScoringContext:
@@ -70,4 +89,6 @@ class AtInitRun(Runner):
     def ticket_meta(self, level: int) -> dict[str, Any]:
         p = self.config.pruning
         return {"method": "at_init", "scorer": p.scorer, "level": level, "compression": p.compressions[level - 1],
-                "iterations": self.iterations, "scoring_batches": p.scoring_batches, "seed": self.config.seed}
+                "iterations": self.iterations, "scoring_batches": p.scoring_batches, "seed": self.config.seed,
+                **({"samples_per_class": p.samples_per_class, "batches": self.batch_kind}
+                   if p.scorer == "grasp" else {})}

@@ -50,8 +50,9 @@ def rewind(model: nn.Module, state: Mapping[str, torch.Tensor], mask: Mask) -> N
     apply_mask(model, mask)
 
 
-def random_mask(mask: Mask, generator: torch.Generator) -> Mask:
-    """A fresh random mask with exactly the same number of survivors in every layer."""
+def random_mask(mask: Mask, generator: torch.Generator, output_axes: Mapping[str, int] | None = None) -> Mask:
+    """A fresh random mask with exactly the same number of survivors in every layer
+    (``output_axes`` is accepted for the controls' common signature and unused)."""
     out = {}
     for name, m in mask.items():
         flat = torch.zeros(m.numel(), dtype=torch.bool)
@@ -61,13 +62,23 @@ def random_mask(mask: Mask, generator: torch.Generator) -> Mask:
     return Mask(out)
 
 
-def shuffled_mask(mask: Mask, generator: torch.Generator) -> Mask:
-    """The ticket's mask permuted within each output unit (each row of a weight matrix, each
-    output channel of a convolution): same per-layer sparsity *and* the same fan-in per unit,
-    new connections. One-dimensional tensors are permuted as a whole."""
+def shuffled_mask(mask: Mask, generator: torch.Generator, output_axes: Mapping[str, int] | None = None) -> Mask:
+    """The ticket's mask permuted within each output unit: same per-layer sparsity *and* the same
+    fan-in per unit, new connections. A unit is a slice along the layer's output axis,
+    ``output_axes[name]`` (default 0: the rows of torch's ``Linear``, the output channels of a
+    convolution; the domain says 1 for weights stored in x out, as GPT-2's ``Conv1D``, see
+    :meth:`tickets.domain.Domain.output_axes`). One-dimensional tensors are permuted as a whole."""
     out = {}
     for name, m in mask.items():
-        rows = m.reshape(m.shape[0], -1) if m.dim() > 1 else m.reshape(1, -1)
+        axis = (output_axes or {}).get(name, 0)
+        if m.dim() > 1:
+            if not -m.dim() <= axis < m.dim():
+                raise ValueError(f"output axis {axis} of {name!r} is not an axis of its {m.dim()}-D mask")
+            units = m.movedim(axis, 0)
+            rows = units.reshape(units.shape[0], -1)
+        else:
+            units, rows = m, m.reshape(1, -1)
         perm = torch.argsort(torch.rand(rows.shape, generator=generator), dim=1)
-        out[name] = torch.gather(rows, 1, perm).reshape(m.shape)
+        shuffled = torch.gather(rows, 1, perm).reshape(units.shape)
+        out[name] = shuffled.movedim(0, axis).contiguous() if m.dim() > 1 else shuffled
     return Mask(out)

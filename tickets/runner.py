@@ -267,7 +267,7 @@ class Runner(abc.ABC):
             model = self.domain.build_model(seed=cfg.seed)
             self.load_start_weights(model, level)
         if condition in CONTROL_MASKS:
-            mask = CONTROL_MASKS[condition](mask, torch.Generator().manual_seed(seed))
+            mask = CONTROL_MASKS[condition](mask, torch.Generator().manual_seed(seed), self.domain.output_axes(model))
         if condition == "ticket" and distributed.is_main():
             rewind_file = self.ticket_rewind_file(level, model)
             found = {**self.ticket_meta(level), "mask_seconds": self.mask_seconds.get(level)}

@@ -1,7 +1,9 @@
 """Scores -> masks. A scorer gives every prunable weight a score; the lowest are pruned.
 
 Selection is exact-k: in each pruning unit (a layer, or a whole group for global scope), exactly
-``round(fraction * alive)`` of the surviving weights are removed, however many scores tie.
+``round(fraction * alive)`` of the surviving weights are removed, however many scores tie. Ties
+at the threshold follow :mod:`tickets.topk`'s rule: in the unit's order (its layers in group
+order, then flat index) the earliest tied weights survive, the latest are pruned.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from .masks import Mask
 from .selection import Group
+from .topk import keep_top
 
 Scores = dict[str, torch.Tensor]
 
@@ -59,36 +61,21 @@ def prune(
     """Remove the lowest-scored surviving weights: each group's ``fraction`` of what remains
     (``of='remaining'``) or of the unit's original size (``of='original'``: a constant count per
     level), per layer (``scope='layer'``) or ranked across the group's layers (``scope='global'``)."""
-    new = {n: t.clone() for n, t in mask.items()}
+    new = dict(mask.items())  # every pruned unit gets new tensors; the rest are cloned below
     for group in groups:
         units = [[n] for n in group.members] if scope == "layer" else [list(group.members)]
         for unit in units:
             _prune_unit(scores, new, unit, group.fraction, of)
-    return Mask(new)
+    return Mask({n: t.clone() if t is mask[n] else t for n, t in new.items()})
 
 
 def _prune_unit(scores: Mapping[str, torch.Tensor], mask: dict[str, torch.Tensor],
                 names: list[str], fraction: float, of: str = "remaining") -> None:
-    alive_scores = []
-    for name in names:
-        s = scores[name].detach().to("cpu", torch.float64).reshape(-1).numpy()
-        if np.isnan(s).any():
-            raise ValueError(f"scores for {name!r} contain NaN; cannot rank weights")
-        alive_scores.append(s[mask[name].reshape(-1).numpy()])
-    flat = np.concatenate(alive_scores) if alive_scores else np.empty(0)
-    base = flat.size if of == "remaining" else sum(mask[name].numel() for name in names)
+    alive = sum(int(torch.count_nonzero(mask[name])) for name in names)
+    base = alive if of == "remaining" else sum(mask[name].numel() for name in names)
     k = int(fraction * base + 0.5)
     if k <= 0:
         return
-    if k >= flat.size:
-        drop = np.ones(flat.size, dtype=bool)
-    else:
-        drop = np.zeros(flat.size, dtype=bool)
-        drop[np.argpartition(flat, k - 1)[:k]] = True
-    offset = 0
-    for name, s in zip(names, alive_scores):
-        m = mask[name].reshape(-1)
-        alive_idx = torch.nonzero(m).reshape(-1)
-        part = torch.from_numpy(drop[offset:offset + s.size])
-        m[alive_idx[part]] = False
-        offset += s.size
+    kept = keep_top(scores, max(0, alive - k), {name: mask[name] for name in names}, names=names)
+    for name in names:
+        mask[name] = kept[name].reshape(mask[name].shape)

@@ -18,19 +18,31 @@ from .errors import ConfigError
 from .masks import Mask
 from .run_dir import RunDir
 from .runner import Runner, stage_seed
+from .store import read_json
 
 
-def resolve_source(source: str, out: str | Path) -> dict[int, Path]:
-    """Level -> ticket directory, from a run directory, a ticket directory or a config file."""
+def resolve_source(source: str, out: str | Path, seed: int | None = None) -> dict[int, Path]:
+    """Level -> ticket directory, from a run directory, a ticket directory or a config file.
+
+    A source over several seeds (a YAML with ``seeds:``, or its summary directory holding
+    ``seeds.json``) gives the tickets of the run with the target's own ``seed``: seed ``s`` of a
+    transfer study trains the tickets seed ``s`` found (a target with ``seeds:`` pairs them seed by
+    seed); a seed the source was not run with is an error listing the ones it has."""
     path = Path(source)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise ConfigError(f"transfer.source: no such config file {path}")
         exp = load_experiment(path)
+        if exp.config.seeds:
+            exp = exp.with_seed(_source_seed(source, exp.config.seeds, seed))
         path = Path(out) / f"{exp.config.name}-{exp.hash()}"
         if not path.is_dir():
             raise ConfigError(f"transfer.source: {source} has not been run under {out} (no {path}); "
-                              f"run it first: tickets run {source} --out {out}")
+                              f"run it first: tickets run {source} --out {out}{_other_runs(exp.config.name, path)}")
+    if (path / "seeds.json").is_file():
+        info = read_json(path / "seeds.json")
+        chosen = _source_seed(source, info["seeds"], seed)
+        path = Path(info["runs"][info["seeds"].index(chosen)])
     if (path / "ticket.json").is_file():
         level = Ticket.load(path, with_rewind=False).meta.get("found", {}).get("level", 1)
         return {int(level): path}
@@ -43,12 +55,30 @@ def resolve_source(source: str, out: str | Path) -> dict[int, Path]:
     raise ConfigError(f"transfer.source: {source} is neither a run directory, a ticket directory nor a config file")
 
 
+def _source_seed(source: str, seeds: list[int], seed: int | None) -> int:
+    if seed not in seeds:
+        raise ConfigError(f"transfer.source: {source} was run with seeds {seeds}; a transfer takes the tickets of "
+                          f"its own seed, and seed {seed} is not among them (set seed: or seeds: to some of {seeds})")
+    return seed
+
+
+def _other_runs(name: str, missing: Path) -> str:
+    """The runs under ``missing``'s parent with the same name but other settings (CLI overrides)."""
+    others = sorted(p for p in missing.parent.glob(f"{name}-*") if p.is_dir() and p != missing
+                    and p.name[len(name) + 1:].isalnum())
+    if not others:
+        return ""
+    listed = ", ".join(str(p) for p in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    return (f". Runs named {name!r} with other settings are there ({listed}): a run made with command-line "
+            "overrides has another hash than its YAML gives, so name its run directory as transfer.source")
+
+
 class TransferRun(Runner):
     method = "transfer"
 
     def check(self, template: nn.Module) -> None:
         t = self.config.transfer
-        available = resolve_source(t.source, self.run.path.parent)
+        available = resolve_source(t.source, self.run.path.parent, seed=self.config.seed)
         missing = [lvl for lvl in t.levels if lvl not in available]
         if missing:
             raise ConfigError(f"transfer.levels: {missing} not in the source (it has {sorted(available)})")

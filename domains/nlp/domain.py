@@ -114,6 +114,17 @@ class NLPDomain(SupervisedDomain):
         ``pruning.include``/``exclude`` patterns change the set."""
         return models.block_weights(model)
 
+    def output_axes(self, model: nn.Module) -> dict[str, int]:
+        """GPT-2's ``Conv1D`` stores its weight in x out, so its output units are the columns
+        (axis 1); every other weight is torch's out x in (axis 0)."""
+        from transformers.pytorch_utils import Conv1D
+
+        axes = super().output_axes(model)
+        for name, module in model.named_modules():
+            if isinstance(module, Conv1D):
+                axes[f"{name}.weight" if name else "weight"] = 1
+        return axes
+
     forward_ones_unavailable = "token ids are not a dense input"
     path_bias_patterns = ("*position_embeddings*", "*token_type_embeddings*", "*.wpe.*")
 
