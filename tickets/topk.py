@@ -14,13 +14,20 @@ the tensor).
 
 How
 ---
-Scores are never sorted and never copied whole. Each float is mapped to an integer key with the
-same order (its IEEE bits; for a negative float minus the bits of its magnitude), and the ``k``-th
-highest key is found by a radix selection, 16 bits at a time, from histograms (``torch.bincount``)
-of the keys, tensor by tensor in chunks: two passes over the scores for float32 (a chunked third
-builds the mask), up to four for float64. Extra memory is the output mask (one byte per entry)
-plus a few chunk-sized temporaries, whatever the number of entries. float16/bfloat16 scores are
-ranked as float32 (exactly), integer scores as float64.
+Scores are never sorted and never copied whole; they are read tensor by tensor in chunks. From
+``BAND_MIN`` eligible entries on, a sample of ``BAND_SAMPLE`` scores places a narrow band
+``[lo, hi]`` that almost surely holds the ``k``-th highest score (5 standard deviations of the
+sample quantile either side); one pass writes ``score >= lo`` into the output, counts it, and keeps
+the band's values and positions (about 1% of the entries, at most ``BAND_MAX``); the exact
+threshold is found among them and the band's entries below it, and the excess ties (latest
+first), are unset. The sample only decides the speed: when the band misses the threshold or
+overflows, an exact radix selection runs instead. It maps each float to an integer key with the
+same order (its IEEE bits; for a negative float minus the bits of its magnitude) and finds the
+``k``-th highest key from histograms (``torch.bincount``) of 16 bits at a time: two passes for
+float32, up to four for float64, then one to write the mask. Extra memory is the output mask (one
+byte per entry), the band (16 bytes per band entry) and a few chunk-sized buffers, whatever the
+number of entries. float16/bfloat16 scores are ranked as float32 (exactly), integer scores as
+float64. On the CPU the comparisons run in NumPy (several times faster than torch's there).
 """
 
 from __future__ import annotations
