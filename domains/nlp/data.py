@@ -29,6 +29,18 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model
 ROLES = ("train", "validation", "test")
 
 
+BUILDERS = ("csv", "json", "parquet", "text", "arrow")  # load_dataset builders that read data_files
+
+
+def _known_source(path: str) -> bool:
+    return path in BUILDERS or path == HUB_PATH or "/" in path or Path(path).exists()
+
+
+def _source_hint(path: str) -> str:
+    return did_you_mean(path, BUILDERS) or (" (a file? give it as data_files with a builder)"
+                                           if Path(path).suffix else "")
+
+
 def shipped_files(kind: str) -> dict[str, str]:
     if kind == "classification":
         return {s: str(SHIPPED / f"sentiment_{s}.csv") for s in ROLES}
@@ -70,7 +82,12 @@ class DatasetSpec:
             for key, split in task.splits().items():
                 setattr(self, key, split)
         if self.path is None and self.data_files is not None:
-            raise ConfigError("path: data_files need a builder (csv, json, parquet or text)")
+            raise ConfigError(f"path: data_files need a builder ({', '.join(BUILDERS)})")
+        if self.glue is None and self.path is not None and not _known_source(self.path):
+            raise ConfigError(f"path: {self.path!r} is not a dataset this domain can load{_source_hint(self.path)}: "
+                              f"a GLUE task as `glue: <task>` ({', '.join(GLUE)}); your own files as one of the "
+                              f"builders {', '.join(BUILDERS)} with data_files; a local dataset directory; a hub "
+                              "dataset as owner/name; or leave path out for the shipped files")
         for key in ("text_column", "label_column", "train_split", "validation_split", "test_split"):
             if not getattr(self, key):
                 raise ConfigError(f"{key}: must not be empty")
@@ -98,7 +115,14 @@ def load_splits(spec: DatasetSpec, kind: str) -> dict[str, Any]:
 
     path, name, files = spec.load_args(kind)
     splits = {role: getattr(spec, f"{role}_split") for role in ROLES}
-    parts = load_dataset(path, name, data_files=files, revision=spec.revision, split=list(splits.values()))
+    try:
+        parts = load_dataset(path, name, data_files=files, revision=spec.revision, split=list(splits.values()))
+    except ConnectionError as exc:  # offline, or the hub unreachable: nothing cached under that name
+        raise ConfigError(f"dataset.path: cannot load {path!r}{f' ({name})' if name else ''}: {exc}; it is not "
+                          "in the local datasets cache (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE are "
+                          "set, or the hub is unreachable)") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"dataset: {exc}") from None
     needed = [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
     if kind == "classification":
         needed.append(spec.label_column)
