@@ -225,3 +225,18 @@ def test_a_buffer_non_finite_by_design_is_not_divergence(tmp_path, monkeypatch):
     monkeypatch.setattr(VisionDomain, "build_model", build_model)
     runner, execute = run(tmp_path)
     assert [(r["level"], r["condition"]) for r in execute().rows()] == [(0, "dense"), (1, "ticket")]
+
+
+def test_a_diverging_early_bird_search_names_its_level(tmp_path):
+    from tickets.early_bird_run import EarlyBirdRun
+
+    cfg = vision_config(**{"pruning.method": "early_bird", "pruning.compressions": [5], "pruning.groups": [],
+                           "pruning.early_bird": {"every": 10, "window": 5}, "controls": []})
+    runner = EarlyBirdRun(load_experiment(cfg), tmp_path, show_progress=False)
+    runner.run.claim(runner.experiment.resolved())
+    runner._dense()  # level 0 trains as usual; then the search's loss turns NaN
+    nan_from_step(runner.domain, 3)
+    previous = runner.run.load_state("init")
+    with pytest.raises(DivergedError, match=r"^level 1 early-bird search: .*training loss is nan at step 3"):
+        runner.level_mask(1, previous)
+    assert not (runner.run.level_dir(1) / "drawn.safetensors").exists()

@@ -8,13 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from . import distributed, progress
 from .at_init import density_of
 from .early_bird import (EarlyBirdMonitor, TicketDrawn, batchnorm_weights, bn_channel_mask, channel_to_weight_mask,
                          slimming_penalty)
-from .errors import ConfigError
+from .errors import ConfigError, DivergedError
 from .masks import Mask
 from .rewind import capture, load_state
 from .runner import Runner, seed_everything, stage_seed
@@ -51,7 +52,14 @@ class EarlyBirdRun(Runner):
                                    mode=eb.mode, window=eb.window, epsilon=eb.epsilon)
         penalty = slimming_penalty(model, eb.slimming) if eb.slimming else None
         try:
-            self.domain.train(model, steps=cfg.train.steps, seed=cfg.seed, on_step=monitor)
+            try:
+                self.domain.train(model, steps=cfg.train.steps, seed=cfg.seed, on_step=monitor)
+            except DivergedError as exc:
+                raise DivergedError(f"level {level} early-bird search: {exc}; nothing of this level is recorded") from None
+            bad = [n for n, p in prunable.items() if not bool(torch.isfinite(p.detach()).all())]
+            if bad:
+                raise DivergedError(f"level {level} early-bird search: training diverged: {', '.join(bad)} holds NaN "
+                                    "or infinite values; lower the learning rate; nothing of this level is recorded")
             mask, step = monitor.current_mask(), None  # never drawn: the mask at the end of the budget
             if distributed.is_main():
                 start = ("" if eb.rewind else "; with early_bird.rewind false there is no draw to train on from, so "
