@@ -55,7 +55,8 @@ class EarlyBirdRun(Runner):
             try:
                 self.domain.train(model, steps=cfg.train.steps, seed=cfg.seed, on_step=monitor)
             except DivergedError as exc:
-                raise DivergedError(f"level {level} early-bird search: {exc}; nothing of this level is recorded") from None
+                raise DivergedError(f"level {level} early-bird search: {exc}; "
+                                    "nothing of this level is recorded") from None
             bad = [n for n, p in prunable.items() if not bool(torch.isfinite(p.detach()).all())]
             if bad:
                 raise DivergedError(f"level {level} early-bird search: training diverged: {', '.join(bad)} holds NaN "
