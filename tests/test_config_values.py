@@ -50,6 +50,20 @@ def test_strings_that_merely_start_like_numbers_stay_strings():
         load_experiment(vision_config(), ["domain.optimizer.lr=1e3abc"])
 
 
+@pytest.mark.parametrize("spelling, value", [("10", 10), ("010", 10), ("1_000", 1000), ("0x1f", 31), ("0o17", 15),
+                                             ("0b101", 5), ("+7", 7)])
+def test_integers_are_read_as_python_reads_them(spelling, value):
+    exp = load_experiment(vision_config(), [f"train.steps={spelling}"])
+    assert exp.config.train.steps == value  # YAML 1.1 read 010 as 8 and refused 0o17
+
+
+@pytest.mark.parametrize("spelling", ["1:00", "1:30", "2:00:00"])
+def test_base_60_numbers_are_not_silently_integers(spelling):
+    # YAML 1.1 reads 1:00 as 60: train.steps=1:00 trained 60 steps without a word
+    with pytest.raises(ConfigError, match=f"config.train.steps: expected an integer, got '{spelling}'"):
+        load_experiment(vision_config(), [f"train.steps={spelling}"])
+
+
 @pytest.mark.parametrize("spelling", [".inf", "-.inf", ".nan", ".NaN", "inf", "nan", "Infinity", "1e999"])
 def test_non_finite_learning_rates_are_refused(tmp_path, spelling):
     with pytest.raises(ConfigError, match=r"^config.domain.optimizer.lr: expected a finite number"):

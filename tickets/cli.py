@@ -62,6 +62,16 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of threads, got {text!r}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tickets", description="Lottery-ticket experiments across domains.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("config", help="experiment YAML, e.g. configs/vision/lenet300_mnist.yaml")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. pruning.levels=3")
     run.add_argument("--out", default="runs", help="parent directory of run directories (default: runs)")
-    run.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    run.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
 

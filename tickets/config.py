@@ -32,16 +32,23 @@ FLOAT_PATTERN = re.compile(rf"""^(?:
     | [-+]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN])  # Python's: inf, Infinity, nan
     )$""", re.VERBOSE)
 
+# YAML 1.2 / Python integers: 10, 1_000, 0x1f, 0o17, 0b101 ("010" is ten; YAML 1.1 reads it as
+# octal eight, and "1:30" as the base-60 number 90: here that stays a string, which checks refuse)
+INT_PATTERN = re.compile(rf"^[-+]?(?:{_DIGITS}|0[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*|0[oO][0-7](?:_?[0-7])*"
+                         r"|0[bB][01](?:_?[01])*)$")
+
 
 class ConfigLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with two changes for configs and override values: every float spelling
-    Python's ``float`` reads is a number (YAML 1.1, PyYAML's dialect, leaves ``3e-3`` or ``1E5`` a
-    string and reads ``1:30.5`` as 90.5; this follows YAML 1.2 and Python), and a key given twice
+    """PyYAML's safe loader with two changes for configs and override values: numbers are read as
+    YAML 1.2 and Python read them (YAML 1.1, PyYAML's dialect, leaves ``3e-3`` or ``1E5`` a string,
+    reads ``010`` as 8 and ``1:30`` as 90; here they are 0.003, 100000.0, 10 and a string;
+    ``0o17``, ``0x1f`` and ``1_000`` are integers), and a key given twice
     in one mapping is refused (PyYAML keeps the last one silently). Non-finite values (``.inf``,
     ``nan``) are numbers here; the config's checks refuse them."""
 
     yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int")]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
@@ -60,6 +67,12 @@ class ConfigLoader(yaml.SafeLoader):
                     raise DuplicateKeyError(key, first.start_mark, key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node):
+        value = self.construct_scalar(node).replace("_", "").lower()
+        sign = -1 if value.startswith("-") else 1
+        value = value.lstrip("+-")
+        return sign * (int(value, 0) if value[:2] in ("0x", "0o", "0b") else int(value, 10))
+
     def construct_yaml_float(self, node):
         value = self.construct_scalar(node).replace("_", "").lower()
         sign = -1.0 if value.startswith("-") else 1.0
@@ -67,7 +80,9 @@ class ConfigLoader(yaml.SafeLoader):
         return sign * float(value[1:] if value in (".inf", ".nan") else value)
 
 
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:int", INT_PATTERN, list("-+0123456789"))
 ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_PATTERN, list("-+0123456789.iInN"))
+ConfigLoader.add_constructor("tag:yaml.org,2002:int", ConfigLoader.construct_yaml_int)
 ConfigLoader.add_constructor("tag:yaml.org,2002:float", ConfigLoader.construct_yaml_float)
 
 

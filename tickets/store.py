@@ -6,6 +6,7 @@ checked (:mod:`tickets.validate`): a damaged file is an ``ArtifactError`` naming
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from . import validate
@@ -72,7 +74,14 @@ def read_json(path: Path):
 
 def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     data = {n: t.detach().to("cpu").contiguous() for n, t in tensors.items()}
-    _atomic(path, lambda tmp: save_file(data, tmp, metadata=metadata))
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(data, tmp, metadata=metadata)
+        except SafetensorError as exc:  # its I/O failures (a full disk) are not OSErrors
+            raise OSError(errno.EIO, f"cannot write tensors: {exc}", str(path)) from None
+
+    _atomic(path, write)
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
