@@ -201,6 +201,9 @@ TICKET_DAMAGE = {
     "rewind_shape_mismatch": lambda t: _retensor(t, "rewind.safetensors",
                                                  lambda ts: {n: (v[:-1] if n == "hidden.0.weight" else v) for n, v in ts.items()}),
     "rewind_missing_but_recorded": lambda t: (t / "rewind.safetensors").unlink(),
+    "rewind_nan": lambda t: _retensor(t, "rewind.safetensors",
+                                      lambda ts: {n: (torch.full_like(v, float("nan")) if n == "hidden.0.weight" else v)
+                                                  for n, v in ts.items()}),
     "ticket_json_fifo": lambda t: _replace_with("fifo")(t / "ticket.json"),
     "ticket_json_directory": lambda t: _replace_with("dir")(t / "ticket.json"),
 }
@@ -282,6 +285,8 @@ RUN_DAMAGE = {  # name -> (damage, the stage directory a resume names, or None)
         (r / "config.yaml").read_text().replace(f"levels: {LEVELS}", "levels: two")), None),
     **{f"init_{k}": ((lambda d: lambda r: d(r / "init.safetensors"))(d), "level_00") for k, d in FILE_DAMAGE.items()},
     "rewind_truncated": (lambda r: _truncate(r / "rewind.safetensors"), "level_00"),
+    "rewind_nan": (lambda r: _retensor(r, "rewind.safetensors", lambda ts: {
+        n: (torch.full_like(v, float("nan")) if n == "hidden.0.weight" else v) for n, v in ts.items()}), "level_00"),
     "dense_trained_truncated": (lambda r: _truncate(r / "level_00/dense.trained.safetensors"), "level_00"),
     "ticket_trained_bad_offsets": (lambda r: _header(r / "level_01", "ticket.trained.safetensors", _bad_offsets),
                                    "level_01"),

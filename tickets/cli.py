@@ -55,7 +55,7 @@ def _show(args: argparse.Namespace) -> int:
 
     from .artifact import Ticket
 
-    ticket = Ticket.load(args.ticket_dir, with_rewind=False)  # checks the rewind file's header too
+    ticket = Ticket.load(args.ticket_dir)  # the rewind weights are read, so their values are checked too
     info = ticket.describe(has_rewind=(Path(args.ticket_dir) / "rewind.safetensors").is_file())
     info.pop("parameters")
     print(json.dumps(info, indent=2, sort_keys=True))

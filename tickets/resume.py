@@ -92,9 +92,11 @@ def check_finished(runner: Runner, stages: list[tuple[int, str]]) -> bool:
     run = runner.run
     done = [(lvl, c) for lvl, c in stages if run.done(lvl, c)]
     run.rows()  # every finished stage's row, checked
+    read: set[tuple[int, int]] = set()
     for level, condition in done:
         if condition == "ticket":
             load_ticket(run, level, runner.shapes)
+            _check_values(run.ticket_dir(level) / "rewind.safetensors", read)
     for level in sorted({lvl for lvl, _ in stages}):  # what a stage leaves for later ones to read
         directory = run.level_dir(level)
         for name in [f"{c}.trained.safetensors" for lvl, c in stages if lvl == level] + ["drawn.safetensors"]:
@@ -105,14 +107,26 @@ def check_finished(runner: Runner, stages: list[tuple[int, str]]) -> bool:
             validate.check_fields(path, validate.read_json(path), {}, "early_bird.json")
     if (0, "dense") not in done:
         return False
-    validate.safetensors_header(run.state_path("init"))
+    _check_values(run.state_path("init"), read, required=True)
     if runner.config.rewind.optimizer:
-        validate.safetensors_header(run.state_path("rewind_optimizer"))
+        _check_values(run.state_path("rewind_optimizer"), read, required=True)
     try:
-        validate.safetensors_header(run.state_path("rewind"))
+        _check_values(run.state_path("rewind"), read, required=True)
     except ArtifactMissingError:
         return True
     return False
+
+
+def _check_values(path: Path, read: set[tuple[int, int]], *, required: bool = False) -> None:
+    """Read a start-weights file whole (its values checked: no NaN), once per file however many
+    hard links the run's tickets hold to it."""
+    if not required and not os.path.lexists(path):
+        return
+    validate.safetensors_header(path)
+    st = os.stat(path)
+    if (st.st_dev, st.st_ino) not in read:
+        validate.read_tensors(path)
+        read.add((st.st_dev, st.st_ino))
 
 
 def recover_rewind(runner: Runner, stages: list[tuple[int, str]]) -> None:

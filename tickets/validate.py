@@ -149,9 +149,14 @@ def read_tensors(path: Path, what: str = "") -> dict[str, torch.Tensor]:
 
     safetensors_header(path, what)
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except Exception as exc:  # anything the check above did not foresee is still the file's fault
         raise ArtifactError(f"{path}: damaged safetensors file: {exc}", path) from None
+    for name, t in tensors.items():  # no stored weight, state or score is NaN by design (±inf can be: masks)
+        if t.is_floating_point() and bool(torch.isnan(t).any()):
+            raise ArtifactError(f"{path}: {name} holds NaN values ({int(torch.isnan(t).sum())} of {t.numel()}); "
+                                "the file is damaged or was written by a diverged run", path)
+    return tensors
 
 
 def _count(v: Any) -> bool:
