@@ -48,6 +48,10 @@ def report(run_path: str | Path) -> tuple[str, Path | None]:
         raise ArtifactMissingError(f"{run.path}: not a run directory (no config.yaml)", run.path)
     rows = run.rows()
     table = format_table(rows)
+    total = getattr(run.expected(), "total", None)
+    if rows and total is not None and len(rows) < total:
+        table += (f"\n\n{len(rows)} of {total} stages done: the run is unfinished (rerun `tickets run` with its "
+                  "config to finish it)")
     png = None
     if rows:
         png = store.best_effort(run.path / "plot.png", lambda path: plot(rows, path, title=run.path.name))

@@ -56,6 +56,7 @@ def stages_of(cfg: dict[str, Any], path: Path) -> Callable[[int, str], bool]:
             return condition == "dense"
         return condition in conditions and (levels is None or level in levels)
 
+    expected.total = None if levels is None else 1 + len(levels) * len(conditions)  # None: the source decides
     return expected
 
 
