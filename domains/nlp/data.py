@@ -8,6 +8,7 @@ Offline defaults shipped in ``data/``: a sentiment classification set
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,8 +92,39 @@ class DatasetSpec:
         for key in ("text_column", "label_column", "train_split", "validation_split", "test_split"):
             if not getattr(self, key):
                 raise ConfigError(f"{key}: must not be empty")
+        if self.data_files is not None:
+            self._check_data_files()
         if self.num_labels is not None and self.num_labels < 1:
             raise ConfigError(f"num_labels: must be at least 1 (1: regression), got {self.num_labels}")
+
+    def _check_data_files(self) -> None:
+        """Every split the roles read must be a key of data_files: ``load_dataset`` otherwise fails
+        with ``Unknown split`` after reading every file."""
+        if not isinstance(self.data_files, dict) or not self.data_files:
+            raise ConfigError(f"data_files: expected a mapping of split to file(s), e.g. {{train: train.csv, "
+                              f"validation: dev.csv, test: test.csv}}, got {self.data_files!r}")
+        for split, files in self.data_files.items():
+            items = files if isinstance(files, list) else [files]
+            if not items or not all(isinstance(f, str) and f for f in items):
+                raise ConfigError(f"data_files: {split}: expected a path or glob (or a list of them), got {files!r}")
+        have = ", ".join(map(str, self.data_files))
+        for role in ROLES:
+            key = f"{role}_split"
+            base = base_split(getattr(self, key))
+            if base in self.data_files:
+                continue
+            if role == "train":  # checked first, so the carve below reads an existing split
+                first = next(iter(self.data_files))
+                fix = f"name the training split by its data_files key, e.g. train_split: {first!r}"
+            else:
+                train = base_split(self.train_split)
+                fix = (f"add a {role} file to data_files or carve one from the training file: "
+                       f"train_split: '{train}[:90%]', {key}: '{train}[90%:]'")
+            close = did_you_mean(base, [str(k) for k in self.data_files])
+            if role == "train" and close:
+                fix = ""
+            raise ConfigError(f"{key}: no {base!r} split in data_files (its splits: {have}){close}"
+                              + (f"; {fix}" if fix else ""))
 
     def load_args(self, kind: str) -> tuple[str, str | None, dict[str, str] | None]:
         if self.path is None:
@@ -109,31 +141,139 @@ class TextData:
     num_labels: int  # 0 for language modelling
 
 
+def base_split(expression: str) -> str:
+    """The split a ``load_dataset`` split expression reads: ``train[:90%]`` -> ``train``."""
+    return expression.split("[", 1)[0].strip()
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What ``load_dataset`` raises for a user's files (no file matching a glob, an empty or
+    unreadable file, columns that do not parse, a split with no rows): caught and named, where
+    anything else (a bug) keeps its traceback."""
+    import pyarrow
+    from datasets.exceptions import DatasetsError
+
+    return ValueError, FileNotFoundError, DatasetsError, pyarrow.ArrowException
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of the innermost cause (datasets wraps the parser's error)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _no_data(exc: BaseException) -> bool:
+    return isinstance(exc, ValueError) and "corresponds to no data" in str(exc)
+
+
+def check_patterns(files: dict[str, Any], key: str = "dataset.data_files") -> None:
+    """Local paths and globs of ``data_files`` must match files that are not empty (``datasets``
+    otherwise reports an empty split far from the cause, or builds one with no rows)."""
+    import glob
+    import os
+
+    for split, patterns in files.items():
+        for pattern in patterns if isinstance(patterns, list) else [patterns]:
+            if "://" in pattern:
+                continue  # remote (hf://, https://): datasets resolves it
+            local = os.path.expanduser(pattern)
+            matches = glob.glob(local, recursive=True) if glob.has_magic(local) else [local]
+            matches = [m for m in matches if os.path.exists(m)]
+            where = "" if os.path.isabs(local) else f" (relative to {os.getcwd()})"
+            if not matches:
+                raise ConfigError(f"{key}: {split}: {pattern!r} matches no file{where}")
+            files_only = [m for m in matches if os.path.isfile(m)]
+            if files_only and all(os.path.getsize(m) == 0 for m in files_only):
+                raise ConfigError(f"{key}: {split}: {pattern!r} matches only empty files ({files_only[0]})")
+
+
 def load_splits(spec: DatasetSpec, kind: str) -> dict[str, Any]:
-    """The train, validation and test splits as ``datasets.Dataset`` objects, columns checked."""
+    """The train, validation and test splits as ``datasets.Dataset`` objects, columns, rows and
+    texts checked."""
     from datasets import load_dataset
 
     path, name, files = spec.load_args(kind)
     splits = {role: getattr(spec, f"{role}_split") for role in ROLES}
+    if files is not None and spec.path is not None and path in BUILDERS:
+        check_patterns(files)  # a builder's data_files are local paths (a directory's are inside it)
     try:
         parts = load_dataset(path, name, data_files=files, revision=spec.revision, split=list(splits.values()))
     except ConnectionError as exc:  # offline, or the hub unreachable: nothing cached under that name
         raise ConfigError(f"dataset.path: cannot load {path!r}{f' ({name})' if name else ''}: {exc}; it is not "
                           "in the local datasets cache (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE are "
                           "set, or the hub is unreachable)") from None
-    except FileNotFoundError as exc:
-        raise ConfigError(f"dataset: {exc}") from None
-    needed = [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
-    if kind == "classification":
-        needed.append(spec.label_column)
-    for (role, split), ds in zip(splits.items(), parts):
-        for column in needed:
+    except _load_errors() as exc:
+        raise _diagnose(spec, kind, path, name, files, splits, exc) from None
+    loaded = dict(zip(splits, parts))
+    check_splits(spec, kind, loaded, files)
+    return loaded
+
+
+def _diagnose(spec: DatasetSpec, kind: str, path: str, name: str | None, files: dict[str, Any] | None,
+              splits: dict[str, str], exc: BaseException) -> ConfigError:
+    """The ConfigError for a failed ``load_dataset``: with data_files, each split is loaded on its
+    own to find the file at fault (the shared load does not say which)."""
+    from datasets import load_dataset
+
+    source = f"{path!r}{f' ({name})' if name else ''}"
+    if files is None:
+        if isinstance(exc, ValueError) and "Unknown split" in str(exc):
+            return ConfigError(f"dataset.path: {source}: {_cause(exc).rstrip('.')}; set train_split, "
+                               "validation_split and test_split to its splits, or carve one from its training "
+                               "split: train_split: 'train[:90%]', validation_split: 'train[90%:]'")
+        what = "has a split with no rows" if _no_data(exc) else f"cannot be read: {_cause(exc)}"
+        return ConfigError(f"dataset.path: {source} {what} (splits {', '.join(splits.values())})")
+    key = "dataset.data_files" if spec.path is not None else "dataset"
+    alone = {}
+    for role, split in splits.items():
+        base = base_split(split)
+        try:
+            alone[role] = load_dataset(path, name, data_files={base: files[base]}, revision=spec.revision, split=split)
+        except _load_errors() as inner:
+            if _no_data(inner):
+                return ConfigError(f"dataset.{role}_split: split {split!r} has no rows ({key} {base}: "
+                                   f"{files[base]!r}); every split needs at least one example")
+            return ConfigError(f"{key}: {base}: cannot read {files[base]!r} (the {role} split {split!r}): "
+                               f"{_cause(inner)}")
+    check_splits(spec, kind, alone, files)  # each loads alone: its rows or texts may say why
+    return ConfigError(f"{key}: the files of splits {', '.join(dict.fromkeys(map(base_split, splits.values())))} "
+                       f"each load but not together (do their columns and types agree?): {_cause(exc)}")
+
+
+def check_splits(spec: DatasetSpec, kind: str, splits: dict[str, Any], files: dict[str, Any] | None = None) -> None:
+    """Every split has rows; every text (and text pair) is a string, every label a number. A
+    missing cell (null: an empty csv field, a json null) is refused; an empty string is a text."""
+    columns = [("text_column", spec.text_column)]
+    if spec.text_pair_column:
+        columns.append(("text_pair_column", spec.text_pair_column))
+    needed = columns + ([("label_column", spec.label_column)] if kind == "classification" else [])
+    for role, ds in splits.items():
+        split = getattr(spec, f"{role}_split")
+        for key, column in needed:
             if column not in ds.column_names:
-                key = next(k for k in ("text_column", "text_pair_column", "label_column")
-                           if getattr(spec, k) == column)
                 raise ConfigError(f"dataset.{key}: no column {column!r} in split {split!r} "
                                   f"(columns: {', '.join(ds.column_names)})")
-    return dict(zip(splits, parts))
+    for role, ds in splits.items():
+        split = getattr(spec, f"{role}_split")
+        source = f" ({files[base_split(split)]})" if files and base_split(split) in files else ""
+        if len(ds) == 0:
+            raise ConfigError(f"dataset.{role}_split: split {split!r}{source} has no rows; every split needs at "
+                              "least one example")
+        for key, column in columns:
+            for i, value in enumerate(ds[column]):
+                if not isinstance(value, str):
+                    what = ("is missing (an empty csv field or a null)" if value is None
+                            else f"is {type(value).__name__} {value!r}, not a text")
+                    raise ConfigError(f"dataset.{key}: {column!r} of row {i + 1} of split {split!r}{source} {what}; "
+                                      "every row needs a text")
+        if kind == "classification":
+            for i, value in enumerate(ds[spec.label_column]):
+                if not isinstance(value, (int, float)) or math.isnan(value):
+                    what = "is missing" if value is None or isinstance(value, float) else f"is {value!r}, not a number"
+                    raise ConfigError(f"dataset.label_column: {spec.label_column!r} of row {i + 1} of split "
+                                      f"{split!r}{source} {what}; every row needs a label")
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int):

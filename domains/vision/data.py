@@ -262,20 +262,126 @@ class _UnknownSplit(Exception):
     pass
 
 
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What ``load_dataset`` raises for a user's files (a glob matching no file, an empty or
+    corrupt file, a split with no rows): caught and named; anything else keeps its traceback."""
+    import pyarrow
+    from datasets.exceptions import DatasetsError
+
+    return ValueError, FileNotFoundError, DatasetsError, pyarrow.ArrowException
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of the innermost cause (datasets wraps the reader's error)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _no_data(exc: BaseException) -> bool:
+    return isinstance(exc, ValueError) and "corresponds to no data" in str(exc)
+
+
+def _check_patterns(data_files: dict[str, str]) -> None:
+    """A builder's local paths and globs must match files that are not all empty (``datasets``
+    otherwise builds a split with no rows and says only ``Instruction "train" corresponds to no
+    data``)."""
+    import glob
+    import os
+
+    for split, pattern in data_files.items():
+        if "://" in pattern:
+            continue  # remote (hf://, https://): datasets resolves it
+        local = os.path.expanduser(pattern)
+        matches = glob.glob(local, recursive=True) if glob.has_magic(local) else [local]
+        matches = [m for m in matches if os.path.exists(m)]
+        where = "" if os.path.isabs(local) else f" (relative to {os.getcwd()})"
+        if not matches:
+            raise ConfigError(f"dataset.data_files: {split}: {pattern!r} matches no file{where}")
+        files = [m for m in matches if os.path.isfile(m)]
+        if files and all(os.path.getsize(m) == 0 for m in files):
+            raise ConfigError(f"dataset.data_files: {split}: {pattern!r} matches only empty files ({files[0]})")
+
+
 def _load_split(path: str, config: VisionDataConfig, config_name: str | None, split: str):
     import datasets
 
     try:
-        return datasets.load_dataset(path, config_name, data_files=config.data_files, revision=config.revision,
-                                     split=split)
+        ds = datasets.load_dataset(path, config_name, data_files=config.data_files, revision=config.revision,
+                                   split=split)
     except ValueError as exc:
         if "Unknown split" in str(exc):
             raise _UnknownSplit(str(exc)) from None
-        raise
+        raise _load_error(path, config, config_name, split, exc) from None
     except ConnectionError as exc:  # offline (HF_DATASETS_OFFLINE) or the hub unreachable, nothing cached
         raise ConfigError(f"config.domain.dataset.name: cannot load {path!r}: {exc}; it is neither cached nor "
                           "reachable; connect once to cache it, or give local files (a builder such as parquet "
                           "or imagefolder with data_files)") from None
+    except _load_errors() as exc:
+        raise _load_error(path, config, config_name, split, exc) from None
+    if len(ds) == 0:
+        raise _no_images(path, config, split)
+    return ds
+
+
+def _no_images(path: str, config: VisionDataConfig, split: str) -> ConfigError:
+    if config.data_files is not None and split in config.data_files:
+        return ConfigError(f"dataset.data_files: {split}: {config.data_files[split]!r} holds no images (the "
+                           f"{split} split has no rows)")
+    return ConfigError(f"dataset.name: the {split!r} split of {path!r} has no images")
+
+
+def _load_error(path: str, config: VisionDataConfig, config_name: str | None, split: str,
+                exc: BaseException) -> ConfigError:
+    """The ConfigError for a failed ``load_dataset``. With data_files, the split's own files are
+    loaded alone to tell whether they are at fault (the shared load reads every split's files)."""
+    import datasets
+
+    if config.data_files is None or split not in config.data_files:
+        if _no_data(exc):
+            return _no_images(path, config, split)
+        return ConfigError(f"dataset.name: cannot read the {split!r} split of {path!r}: {_cause(exc)}")
+    for name in [split, *(s for s in config.data_files if s != split)]:  # its own files first
+        pattern = config.data_files[name]
+        try:
+            ds = datasets.load_dataset(path, config_name, data_files={name: pattern}, revision=config.revision,
+                                       split=name)
+        except _load_errors() as inner:
+            if _no_data(inner):
+                return _no_images(path, config, name)
+            return ConfigError(f"dataset.data_files: {name}: cannot read {pattern!r}: {_cause(inner)}")
+        if len(ds) == 0:
+            return _no_images(path, config, name)
+    return ConfigError(f"dataset.data_files: the files of splits {', '.join(config.data_files)} each load alone "
+                       f"but not together (do their columns and types agree?): {_cause(exc)}")
+
+
+def _check_images(ds, column: str, split: str, what: str) -> None:
+    """Every row has an image: a null cell (or an Image with neither bytes nor a path) is refused
+    by row, before decoding."""
+    import datasets
+    import pyarrow.compute as pc
+
+    values = ds.select_columns([column]).with_format("arrow")[:].column(column).combine_chunks()
+    missing = values.is_null()
+    if isinstance(ds.features[column], datasets.Image):
+        missing = pc.or_(missing, pc.and_(values.field("bytes").is_null(), values.field("path").is_null()))
+    missing = missing.fill_null(True)
+    if pc.any(missing).as_py():
+        row = missing.to_pylist().index(True)
+        raise ConfigError(f"image_column: row {row + 1} of the {split} split of {what} has no image ({column!r} "
+                          "is missing); every row needs an image")
+
+
+def _decode(ds, column: str, indices: np.ndarray, what: str, split: str, config: VisionDataConfig) -> np.ndarray:
+    """decode_images; an image PIL cannot read is named with its split (and data_files)."""
+    try:
+        return decode_images(ds, column, indices, what)
+    except OSError as exc:  # PIL's UnidentifiedImageError, a truncated file, a path to no file
+        source = (f"dataset.data_files: {split}: {config.data_files[split]!r}" if config.data_files
+                  and split in config.data_files else f"image_column: the {split} split of {what}")
+        raise ConfigError(f"{source}: an image cannot be read: {_cause(exc)}") from None
 
 
 def _load_datasets(config: VisionDataConfig) -> tuple[dict[str, TensorTable], int, bool, bool]:
@@ -286,6 +392,8 @@ def _load_datasets(config: VisionDataConfig) -> tuple[dict[str, TensorTable], in
     label_column = config.label_column or (known.label_column if known else "label")
     train_split, test_split = config.train_split or "train", config.test_split or "test"
     what = path if config_name is None else f"{path} ({config_name})"
+    if config.data_files is not None and config.name in BUILDERS:
+        _check_patterns(config.data_files)  # a builder's data_files are local paths (or URLs)
 
     try:
         train_ds = _load_split(path, config, config_name, train_split)
@@ -308,14 +416,15 @@ def _load_datasets(config: VisionDataConfig) -> tuple[dict[str, TensorTable], in
             if column not in ds.column_names:
                 raise ConfigError(f"{key}: no column {column!r} in the {split} split of {what}; its columns: "
                                   f"{', '.join(ds.column_names)}{did_you_mean(column, ds.column_names)}")
+        _check_images(ds, image_column, split, what)
 
     labels, num_classes = _labels(splits, label_column, what)
     parts = _split_indices(len(train_ds), config, carve_test=test_ds is None, what=what)
-    tables = {split: (decode_images(train_ds, image_column, idx, what), labels["train"][idx])
+    tables = {split: (_decode(train_ds, image_column, idx, what, train_split, config), labels["train"][idx])
               for split, idx in parts.items()}  # validation (and a carved test) from the training split
     if test_ds is not None:
         idx = np.arange(len(test_ds))
-        tables["test"] = (decode_images(test_ds, image_column, idx, what), labels["test"])
+        tables["test"] = (_decode(test_ds, image_column, idx, what, test_split, config), labels["test"])
 
     channels = max(images.shape[1] for images, _ in tables.values())
     sizes = {split: images.shape[2:] for split, (images, _) in tables.items()}
