@@ -21,7 +21,8 @@ def test_did_you_mean_a_builder():
         from_dict(DatasetSpec, {"path": "csvv"})
 
 
-@pytest.mark.parametrize("spec", [{"path": "csv", "data_files": {"train": "x.csv"}}, {"path": "owner/name"},
+@pytest.mark.parametrize("spec", [{"path": "csv", "data_files": {"train": "x.csv"}, "validation_split": "train[90%:]",
+                                   "test_split": "train[:10%]"}, {"path": "owner/name"},
                                   {"glue": "sst2"}, {}])
 def test_loadable_sources_pass(spec):
     from_dict(DatasetSpec, spec)
