@@ -254,6 +254,18 @@ def test_resume_over_a_damaged_ticket_names_the_level_to_redo_and_trains_nothing
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("how", sorted(set(TICKET_DAMAGE) - FIFO_CASES - {"rewind_nan"}))
+def test_report_of_a_run_holding_a_damaged_ticket_is_one_line_and_writes_nothing(base, tmp_path, capsys, how):
+    run = tmp_path / "runs" / base["run"].name
+    shutil.copytree(base["run"], run)
+    (run / "plot.png").unlink(missing_ok=True)
+    TICKET_DAMAGE[how](run / "level_01" / "ticket")
+    before = snapshot(tmp_path)
+    assert main(["report", str(run)]) == 2
+    assert f"delete {run / 'level_01'}{os.sep} to redo level 1" in one_error_line(capsys)
+    assert snapshot(tmp_path) == before
+
+
 # ---- ways of damaging a run directory ------------------------------------------------------------
 def _row(rel, edit):
     def damage(run: Path):

@@ -14,11 +14,11 @@ torch.set_num_threads(1)
 pytest.importorskip("gymnasium")
 pytest.importorskip("stable_baselines3")
 
-from tickets.cli import main
-from tickets.config import load_experiment
-from tickets.errors import DivergedError
-from tickets.imp import IMPRun
-from tickets.runner import Runner
+from tickets.cli import main  # noqa: E402
+from tickets.config import load_experiment  # noqa: E402
+from tickets.errors import DivergedError  # noqa: E402
+from tickets.imp import IMPRun  # noqa: E402
+from tickets.runner import Runner  # noqa: E402
 
 
 def rl_config(**overrides):

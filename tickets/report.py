@@ -47,6 +47,7 @@ def report(run_path: str | Path) -> tuple[str, Path | None]:
     if not os.path.lexists(run.path / "config.yaml"):
         raise ArtifactMissingError(f"{run.path}: not a run directory (no config.yaml)", run.path)
     rows = run.rows()
+    _check_tickets(run, rows)
     table = format_table(rows)
     total = getattr(run.expected(), "total", None)
     if rows and total is not None and len(rows) < total:
@@ -56,3 +57,18 @@ def report(run_path: str | Path) -> tuple[str, Path | None]:
     if rows:
         png = store.best_effort(run.path / "plot.png", lambda path: plot(rows, path, title=run.path.name))
     return table, png
+
+
+def _check_tickets(run: RunDir, rows: list[dict[str, Any]]) -> None:
+    """The tickets beside the table's rows are read back and checked (masks, sparsity, the rewind
+    file's header): a table of a run whose tickets are damaged is not reported as if sound."""
+    from .artifact import Ticket
+    from .errors import ArtifactError
+    from .resume import with_hint
+
+    for r in rows:
+        if r["condition"] == "ticket" and os.path.lexists(run.ticket_dir(r["level"])):
+            try:
+                Ticket.load(run.ticket_dir(r["level"]), with_rewind=False)
+            except ArtifactError as exc:
+                raise with_hint(run, exc) from None
