@@ -63,3 +63,13 @@ def test_compare_finders_masks_only(tmp_path):
 
 def test_benchmarks_run(tmp_path):
     assert "tickets MaskEnforcer" in run(ROOT / "scripts/bench_masking.py", "--steps", "3", "--rounds", "2")
+
+
+def test_bench_stage_times_the_stage_beside_a_bare_loop_with_identical_weights(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(vision_config()))
+    for density in ("1.0", "0.3"):  # the dense stage, and a ticket's (the mask hook on both sides)
+        out = run(ROOT / "scripts/bench_stage.py", "--config", cfg, "--steps", "12", "--rounds", "2",
+                  "--eval-every", "5", "--density", density)
+        assert "final weights bit-identical: yes" in out
+        assert "stage/bare:" in out and "torch.manual_seed" in out

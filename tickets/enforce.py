@@ -38,8 +38,10 @@ class MaskEnforcer:
                 raise ValueError(f"mask for {name!r} has shape {tuple(mask[name].shape)}, "
                                  f"parameter has {tuple(p.shape)}")
         self._bool_masks = [mask[n] for n in self.names]
+        # all-ones masks (the dense stage, layers left dense) change nothing: no multiply, no hook
+        self._active = [i for i, m in enumerate(self._bool_masks) if not bool(m.all())]
         self._float_masks = [m.to(device=p.device, dtype=p.dtype) for m, p in zip(self._bool_masks, self.params)]
-        self._ids = {id(p) for p in self.params}
+        self._ids = {id(self.params[i]) for i in self._active}
         self._seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._handles: list = []
         self.mask_grads = mask_grads
@@ -48,18 +50,21 @@ class MaskEnforcer:
     @torch.no_grad()
     def apply(self) -> None:
         """Zero every pruned weight now."""
+        if not self._active:
+            return
         masks = self._float_masks
-        for i, p in enumerate(self.params):
+        for i in self._active:
+            p = self.params[i]
             if masks[i].device != p.device or masks[i].dtype != p.dtype:
                 masks[i] = self._bool_masks[i].to(device=p.device, dtype=p.dtype)
-        torch._foreach_mul_([p.data for p in self.params], masks)
+        torch._foreach_mul_([self.params[i].data for i in self._active], [masks[i] for i in self._active])
 
     def attach(self) -> MaskEnforcer:
-        if not self._handles:
+        if not self._handles and self._active:
             self._handles.append(register_optimizer_step_post_hook(self._after_step))
             if self.mask_grads:
-                for i, p in enumerate(self.params):
-                    self._handles.append(p.register_hook(self._grad_hook(i)))
+                for i in self._active:
+                    self._handles.append(self.params[i].register_hook(self._grad_hook(i)))
         return self
 
     def detach(self) -> None:
