@@ -1,22 +1,33 @@
 """tickets: lottery-ticket experiments across domains.
 
 The core knows torch, numpy and safetensors only; domains (vision, NLP, RL) live in ``domains``.
+The names below load on first use, so reading and checking a config (``tickets run`` with a bad
+key, ``tickets --help``) answers before torch is imported.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .artifact import Ticket  # noqa: E402
-from .config import Experiment, ExperimentConfig, load_experiment  # noqa: E402
-from .domain import Domain, TrainResult, check_domain  # noqa: E402
-from .enforce import MaskEnforcer  # noqa: E402
-from .errors import ConfigError, TicketMismatchError  # noqa: E402
-from .masks import Mask  # noqa: E402
-from .rewind import apply_mask, capture, random_mask, rewind, shuffled_mask  # noqa: E402
-from .selection import default_prunable, select_prunable  # noqa: E402
+_EXPORTS = {
+    "Ticket": "artifact", "Experiment": "config", "ExperimentConfig": "config", "load_experiment": "config",
+    "Domain": "domain", "TrainResult": "domain", "check_domain": "domain", "MaskEnforcer": "enforce",
+    "ConfigError": "errors", "TicketMismatchError": "errors", "Mask": "masks", "apply_mask": "rewind",
+    "capture": "rewind", "random_mask": "rewind", "rewind": "rewind", "shuffled_mask": "rewind",
+    "default_prunable": "selection", "select_prunable": "selection",
+}
 
-__all__ = [
-    "__version__", "Ticket", "Experiment", "ExperimentConfig", "load_experiment", "Domain",
-    "TrainResult", "check_domain", "MaskEnforcer", "ConfigError", "TicketMismatchError", "Mask",
-    "apply_mask", "capture", "random_mask", "rewind", "shuffled_mask", "default_prunable",
-    "select_prunable",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tickets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

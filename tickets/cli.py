@@ -11,10 +11,11 @@ from . import errors
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
+
+    experiment = load_experiment(args.config, args.overrides)  # checked before torch is imported
     from .imp import make_runner
     from .report import report
 
-    experiment = load_experiment(args.config, args.overrides)
     if args.threads:
         import torch
 
