@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from domains.data_files import cause, check_patterns, load_errors, no_data
 from domains.supervised import TensorTable
 from tickets.errors import ConfigError, did_you_mean
 
@@ -146,49 +147,6 @@ def base_split(expression: str) -> str:
     return expression.split("[", 1)[0].strip()
 
 
-def _load_errors() -> tuple[type[BaseException], ...]:
-    """What ``load_dataset`` raises for a user's files (no file matching a glob, an empty or
-    unreadable file, columns that do not parse, a split with no rows): caught and named, where
-    anything else (a bug) keeps its traceback."""
-    import pyarrow
-    from datasets.exceptions import DatasetsError
-
-    return ValueError, FileNotFoundError, DatasetsError, pyarrow.ArrowException
-
-
-def _cause(exc: BaseException) -> str:
-    """The first line of the innermost cause (datasets wraps the parser's error)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def _no_data(exc: BaseException) -> bool:
-    return isinstance(exc, ValueError) and "corresponds to no data" in str(exc)
-
-
-def check_patterns(files: dict[str, Any], key: str = "dataset.data_files") -> None:
-    """Local paths and globs of ``data_files`` must match files that are not empty (``datasets``
-    otherwise reports an empty split far from the cause, or builds one with no rows)."""
-    import glob
-    import os
-
-    for split, patterns in files.items():
-        for pattern in patterns if isinstance(patterns, list) else [patterns]:
-            if "://" in pattern:
-                continue  # remote (hf://, https://): datasets resolves it
-            local = os.path.expanduser(pattern)
-            matches = glob.glob(local, recursive=True) if glob.has_magic(local) else [local]
-            matches = [m for m in matches if os.path.exists(m)]
-            where = "" if os.path.isabs(local) else f" (relative to {os.getcwd()})"
-            if not matches:
-                raise ConfigError(f"{key}: {split}: {pattern!r} matches no file{where}")
-            files_only = [m for m in matches if os.path.isfile(m)]
-            if files_only and all(os.path.getsize(m) == 0 for m in files_only):
-                raise ConfigError(f"{key}: {split}: {pattern!r} matches only empty files ({files_only[0]})")
-
-
 def load_splits(spec: DatasetSpec, kind: str) -> dict[str, Any]:
     """The train, validation and test splits as ``datasets.Dataset`` objects, columns, rows and
     texts checked."""
@@ -204,7 +162,7 @@ def load_splits(spec: DatasetSpec, kind: str) -> dict[str, Any]:
         raise ConfigError(f"dataset.path: cannot load {path!r}{f' ({name})' if name else ''}: {exc}; it is not "
                           "in the local datasets cache (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE are "
                           "set, or the hub is unreachable)") from None
-    except _load_errors() as exc:
+    except load_errors() as exc:
         raise _diagnose(spec, kind, path, name, files, splits, exc) from None
     loaded = dict(zip(splits, parts))
     check_splits(spec, kind, loaded, files)
@@ -220,10 +178,10 @@ def _diagnose(spec: DatasetSpec, kind: str, path: str, name: str | None, files: 
     source = f"{path!r}{f' ({name})' if name else ''}"
     if files is None:
         if isinstance(exc, ValueError) and "Unknown split" in str(exc):
-            return ConfigError(f"dataset.path: {source}: {_cause(exc).rstrip('.')}; set train_split, "
+            return ConfigError(f"dataset.path: {source}: {cause(exc).rstrip('.')}; set train_split, "
                                "validation_split and test_split to its splits, or carve one from its training "
                                "split: train_split: 'train[:90%]', validation_split: 'train[90%:]'")
-        what = "has a split with no rows" if _no_data(exc) else f"cannot be read: {_cause(exc)}"
+        what = "has a split with no rows" if no_data(exc) else f"cannot be read: {cause(exc)}"
         return ConfigError(f"dataset.path: {source} {what} (splits {', '.join(splits.values())})")
     key = "dataset.data_files" if spec.path is not None else "dataset"
     alone = {}
@@ -231,15 +189,15 @@ def _diagnose(spec: DatasetSpec, kind: str, path: str, name: str | None, files: 
         base = base_split(split)
         try:
             alone[role] = load_dataset(path, name, data_files={base: files[base]}, revision=spec.revision, split=split)
-        except _load_errors() as inner:
-            if _no_data(inner):
+        except load_errors() as inner:
+            if no_data(inner):
                 return ConfigError(f"dataset.{role}_split: split {split!r} has no rows ({key} {base}: "
                                    f"{files[base]!r}); every split needs at least one example")
             return ConfigError(f"{key}: {base}: cannot read {files[base]!r} (the {role} split {split!r}): "
-                               f"{_cause(inner)}")
+                               f"{cause(inner)}")
     check_splits(spec, kind, alone, files)  # each loads alone: its rows or texts may say why
     return ConfigError(f"{key}: the files of splits {', '.join(dict.fromkeys(map(base_split, splits.values())))} "
-                       f"each load but not together (do their columns and types agree?): {_cause(exc)}")
+                       f"each load but not together (do their columns and types agree?): {cause(exc)}")
 
 
 def check_splits(spec: DatasetSpec, kind: str, splits: dict[str, Any], files: dict[str, Any] | None = None) -> None:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from domains.data_files import cause, check_patterns, load_errors, no_data
 from domains.supervised import TensorTable
 
 from .augment import random_crop_flip
@@ -262,48 +263,6 @@ class _UnknownSplit(Exception):
     pass
 
 
-def _load_errors() -> tuple[type[BaseException], ...]:
-    """What ``load_dataset`` raises for a user's files (a glob matching no file, an empty or
-    corrupt file, a split with no rows): caught and named; anything else keeps its traceback."""
-    import pyarrow
-    from datasets.exceptions import DatasetsError
-
-    return ValueError, FileNotFoundError, DatasetsError, pyarrow.ArrowException
-
-
-def _cause(exc: BaseException) -> str:
-    """The first line of the innermost cause (datasets wraps the reader's error)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def _no_data(exc: BaseException) -> bool:
-    return isinstance(exc, ValueError) and "corresponds to no data" in str(exc)
-
-
-def _check_patterns(data_files: dict[str, str]) -> None:
-    """A builder's local paths and globs must match files that are not all empty (``datasets``
-    otherwise builds a split with no rows and says only ``Instruction "train" corresponds to no
-    data``)."""
-    import glob
-    import os
-
-    for split, pattern in data_files.items():
-        if "://" in pattern:
-            continue  # remote (hf://, https://): datasets resolves it
-        local = os.path.expanduser(pattern)
-        matches = glob.glob(local, recursive=True) if glob.has_magic(local) else [local]
-        matches = [m for m in matches if os.path.exists(m)]
-        where = "" if os.path.isabs(local) else f" (relative to {os.getcwd()})"
-        if not matches:
-            raise ConfigError(f"dataset.data_files: {split}: {pattern!r} matches no file{where}")
-        files = [m for m in matches if os.path.isfile(m)]
-        if files and all(os.path.getsize(m) == 0 for m in files):
-            raise ConfigError(f"dataset.data_files: {split}: {pattern!r} matches only empty files ({files[0]})")
-
-
 def _load_split(path: str, config: VisionDataConfig, config_name: str | None, split: str):
     import datasets
 
@@ -318,7 +277,7 @@ def _load_split(path: str, config: VisionDataConfig, config_name: str | None, sp
         raise ConfigError(f"config.domain.dataset.name: cannot load {path!r}: {exc}; it is neither cached nor "
                           "reachable; connect once to cache it, or give local files (a builder such as parquet "
                           "or imagefolder with data_files)") from None
-    except _load_errors() as exc:
+    except load_errors() as exc:
         raise _load_error(path, config, config_name, split, exc) from None
     if len(ds) == 0:
         raise _no_images(path, config, split)
@@ -339,22 +298,22 @@ def _load_error(path: str, config: VisionDataConfig, config_name: str | None, sp
     import datasets
 
     if config.data_files is None or split not in config.data_files:
-        if _no_data(exc):
+        if no_data(exc):
             return _no_images(path, config, split)
-        return ConfigError(f"dataset.name: cannot read the {split!r} split of {path!r}: {_cause(exc)}")
+        return ConfigError(f"dataset.name: cannot read the {split!r} split of {path!r}: {cause(exc)}")
     for name in [split, *(s for s in config.data_files if s != split)]:  # its own files first
         pattern = config.data_files[name]
         try:
             ds = datasets.load_dataset(path, config_name, data_files={name: pattern}, revision=config.revision,
                                        split=name)
-        except _load_errors() as inner:
-            if _no_data(inner):
+        except load_errors() as inner:
+            if no_data(inner):
                 return _no_images(path, config, name)
-            return ConfigError(f"dataset.data_files: {name}: cannot read {pattern!r}: {_cause(inner)}")
+            return ConfigError(f"dataset.data_files: {name}: cannot read {pattern!r}: {cause(inner)}")
         if len(ds) == 0:
             return _no_images(path, config, name)
     return ConfigError(f"dataset.data_files: the files of splits {', '.join(config.data_files)} each load alone "
-                       f"but not together (do their columns and types agree?): {_cause(exc)}")
+                       f"but not together (do their columns and types agree?): {cause(exc)}")
 
 
 def _check_images(ds, column: str, split: str, what: str) -> None:
@@ -381,7 +340,7 @@ def _decode(ds, column: str, indices: np.ndarray, what: str, split: str, config:
     except OSError as exc:  # PIL's UnidentifiedImageError, a truncated file, a path to no file
         source = (f"dataset.data_files: {split}: {config.data_files[split]!r}" if config.data_files
                   and split in config.data_files else f"image_column: the {split} split of {what}")
-        raise ConfigError(f"{source}: an image cannot be read: {_cause(exc)}") from None
+        raise ConfigError(f"{source}: an image cannot be read: {cause(exc)}") from None
 
 
 def _load_datasets(config: VisionDataConfig) -> tuple[dict[str, TensorTable], int, bool, bool]:
@@ -393,7 +352,7 @@ def _load_datasets(config: VisionDataConfig) -> tuple[dict[str, TensorTable], in
     train_split, test_split = config.train_split or "train", config.test_split or "test"
     what = path if config_name is None else f"{path} ({config_name})"
     if config.data_files is not None and config.name in BUILDERS:
-        _check_patterns(config.data_files)  # a builder's data_files are local paths (or URLs)
+        check_patterns(config.data_files)  # a builder's data_files are local paths (or URLs)
 
     try:
         train_ds = _load_split(path, config, config_name, train_split)
