@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import math
 import random as _random
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from .collapse import diagnose
 from .config import Experiment
 from .domain import Domain, TrainResult, forward_ones_of
 from .errors import ArtifactError, ConfigError
+from .divergence import finite, names, nonfinite_buffers, nonfinite_metrics, nonfinite_tensors
 from .errors import DivergedError
 from .enforce import MaskEnforcer
 from .masks import Mask
@@ -66,42 +66,13 @@ def early_stop(history: list[dict[str, float]], metric: str, higher_is_better: b
     if not history:
         return None
     key = "loss" if all("loss" in h for h in history) else metric
-    usable = [h for h in history if _finite(h.get(key))]  # a NaN would make min/max meaningless
+    usable = [h for h in history if finite(h.get(key))]  # a NaN would make min/max meaningless
     if not usable:
         return None
     if key == "loss":
         return int(min(usable, key=lambda h: h["loss"])["step"])
     sign = 1.0 if higher_is_better else -1.0
     return int(max(usable, key=lambda h: sign * h[metric])["step"])
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def nonfinite_tensors(model: nn.Module, skip_buffers: frozenset[str] = frozenset()) -> list[str]:
-    """The model's floating-point parameters and buffers (BatchNorm statistics) holding a NaN or
-    an infinity; buffers in ``skip_buffers`` (non-finite by design, e.g. a -inf attention mask,
-    found so before training) are left out."""
-    tensors = [*model.named_parameters(), *((n, b) for n, b in model.named_buffers() if n not in skip_buffers)]
-    return [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all())]
-
-
-def _nonfinite_buffers(model: nn.Module) -> frozenset[str]:
-    return frozenset(n for n, b in model.named_buffers() if b.is_floating_point() and not bool(torch.isfinite(b).all()))
-
-
-def _names(bad: list[str]) -> str:
-    return bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
-
-
-def nonfinite_metrics(metrics: dict[str, Any], history: list[dict[str, Any]]) -> list[str]:
-    """Descriptions of the test metrics and validation records that are NaN or infinite."""
-    bad = [f"the test {k} is {v}" for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
-    for record in history:
-        bad += [f"the validation {k} at step {record.get('step')} is {v}" for k, v in record.items()
-                if isinstance(v, float) and not math.isfinite(v)]
-    return bad
 
 
 class Runner(abc.ABC):
@@ -322,7 +293,7 @@ class Runner(abc.ABC):
         enforced = Mask({**mask, **{f: mask[leader] for f, leader in ties.items()}})
         t0 = time.perf_counter()
         stage = f"level {level} {condition}"
-        by_design = _nonfinite_buffers(model)
+        by_design = nonfinite_buffers(model)
         start_max, _ = self._max_abs_weight(model)
         try:
             with MaskEnforcer({**prunable, **{f: params[f] for f in ties}}, enforced,  # zeroes them now, too
@@ -339,7 +310,7 @@ class Runner(abc.ABC):
             if not bad:
                 raise
             first = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else ""
-            raise DivergedError(f"{stage}: training diverged: {_names(bad)} holds NaN or infinite values, and "
+            raise DivergedError(f"{stage}: training diverged: {names(bad)} holds NaN or infinite values, and "
                                 f"training stopped ({type(exc).__name__}: {first[:200]}); lower the learning "
                                 "rate; nothing of this stage is recorded") from exc
         finally:
@@ -347,7 +318,7 @@ class Runner(abc.ABC):
         # A diverged network is no result: refuse it before its row (and the next level's mask) exist.
         bad = nonfinite_tensors(model, by_design)
         if bad:
-            raise DivergedError(f"{stage}: training diverged: {_names(bad)} holds NaN or infinite values after "
+            raise DivergedError(f"{stage}: training diverged: {names(bad)} holds NaN or infinite values after "
                                 f"{result.steps} steps; lower the learning rate; nothing of this stage is recorded")
         self._check_weight_growth(stage, model, start_max, result.steps)
         metrics = self.domain.evaluate(model, split="test")
@@ -390,7 +361,7 @@ class Runner(abc.ABC):
 
     def _lr_advice(self) -> str:
         lr = getattr(getattr(getattr(self.domain, "config", None), "optimizer", None), "lr", None)
-        return f"lower the learning rate (optimizer.lr is {lr:g})" if _finite(lr) else "lower the learning rate"
+        return f"lower the learning rate (optimizer.lr is {lr:g})" if finite(lr) else "lower the learning rate"
 
     def _check_weight_growth(self, stage: str, model: nn.Module, start_max: float, steps: int) -> None:
         end_max, name = self._max_abs_weight(model)
