@@ -11,9 +11,8 @@ import abc
 import contextlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tickets.domain import Domain, StepCallback, TrainResult
 from tickets.errors import ConfigError, DivergedError
-from tickets.optim import OptimizerConfig, ScheduleConfig, load_optimizer_tensors, optimizer_tensors, set_lr
+from tickets.optim import OptimizerConfig, load_optimizer_tensors, optimizer_tensors, set_lr
+
+from domains.loop_config import LoopConfig
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, torch.Tensor]]  # -> (mean loss, logits)
@@ -76,28 +77,6 @@ class StepBatchSampler(Sampler[list[int]]):
                 g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
                 perm, perm_epoch = torch.randperm(self.n, generator=g), epoch
             yield perm[i * self.batch_size:(i + 1) * self.batch_size].tolist()
-
-
-@dataclass
-class LoopConfig:
-    """How the accelerate loop runs (shared by supervised domains)."""
-
-    batch_size: int = 64  # per optimizer step, over all processes and accumulated micro-batches
-    eval_batch_size: int = 512
-    grad_accumulation: int = 1  # micro-batches per optimizer step
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    cpu: bool = False  # force the CPU even where a GPU is present
-    max_grad_norm: float | None = None  # clip the gradients' global norm (BERT fine-tuning: 1.0)
-
-    def __post_init__(self):
-        if self.batch_size <= 0 or self.eval_batch_size <= 0:
-            raise ConfigError("batch_size: must be positive")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ConfigError(f"max_grad_norm: must be positive, got {self.max_grad_norm}")
-        if self.grad_accumulation < 1 or self.batch_size % self.grad_accumulation:
-            raise ConfigError(f"grad_accumulation: must divide batch_size ({self.batch_size}), "
-                              f"got {self.grad_accumulation}")
 
 
 _ACCELERATOR: dict[tuple, Accelerator] = {}

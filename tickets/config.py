@@ -22,6 +22,9 @@ from .typed import from_dict, non_default_dict, to_dict
 Control = Literal["reinit", "random_mask", "shuffled_mask"]
 
 
+IMP_SCORERS = ("magnitude", "random")  # IMP prunes by the trained weights; the others score at initialisation
+
+
 @dataclass
 class GroupRule:
     """Parameters whose names match ``pattern`` are pruned at ``fraction`` per level."""
@@ -89,6 +92,9 @@ class PruningConfig:
                                       "weight; lower levels or the fraction")
         if self.scorer not in registry.scorers:
             raise ConfigError(f"scorer: {registry_message(registry.scorers, self.scorer)}")
+        if self.method == "imp" and self.scorer not in IMP_SCORERS:
+            raise ConfigError(f"scorer: IMP scores the trained weights with {' or '.join(IMP_SCORERS)}; "
+                              f"{self.scorer!r} scores at initialisation (pruning.method: at_init)")
         if self.method != "imp" and not self.compressions:
             raise ConfigError(f"compressions: method {self.method!r} needs target compressions, e.g. [10, 100, 1000]")
         if any(c <= 1 for c in self.compressions) or self.compressions != sorted(self.compressions):
@@ -172,6 +178,9 @@ class ExperimentConfig:
             raise ConfigError(f"controls: listed twice in {self.controls}")
         if self.pruning.method == "at_init" and self.rewind.step:
             raise ConfigError("rewind.step: pruning at initialisation trains from θ0; leave rewind.step at 0")
+        every = self.pruning.early_bird.every
+        if self.pruning.method == "early_bird" and every > self.train.steps:
+            raise ConfigError(f"pruning.early_bird.every: {every} is beyond train.steps ({self.train.steps})")
         if self.rewind.optimizer:
             self._check_rewind_optimizer()
         if self.transfer is not None and self.pruning.method != "imp":
@@ -205,15 +214,19 @@ class Experiment:
     """A validated experiment: the core config plus the domain class and its typed settings."""
 
     config: ExperimentConfig
-    domain_cls: type
     domain_config: Any
+
+    @property
+    def domain_cls(self) -> type:
+        """The domain adapter, imported on first use (with its libraries: torch, ...)."""
+        return registry.domains.get(self.config.domain["name"])
 
     def make_domain(self):
         return self.domain_cls(self.domain_config)
 
     def with_seed(self, seed: int) -> Experiment:
         """The single-seed experiment of one of ``seeds``: the same as running with ``seed``."""
-        return Experiment(dataclasses.replace(self.config, seed=seed, seeds=[]), self.domain_cls, self.domain_config)
+        return Experiment(dataclasses.replace(self.config, seed=seed, seeds=[]), self.domain_config)
 
     def canonical(self) -> dict[str, Any]:
         """The settings that define the experiment (defaults left out, the name excluded)."""
@@ -310,8 +323,8 @@ def load_experiment(source: str | Path | dict, overrides: list[str] | None = Non
     if not isinstance(name, str):
         raise ConfigError(f"config.domain.name: required; one of {', '.join(registry.domains.names())}")
     try:
-        domain_cls = registry.domains.get(name)
+        config_cls = registry.domain_config(name)
     except RegistryError as exc:
         raise ConfigError(f"config.domain.name: {exc}") from None
-    domain_config = from_dict(domain_cls.Config, options, "config.domain")
-    return Experiment(config, domain_cls, domain_config)
+    domain_config = from_dict(config_cls, options, "config.domain")
+    return Experiment(config, domain_config)

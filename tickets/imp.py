@@ -15,7 +15,6 @@ from torch import nn
 
 from . import registry
 from .config import Experiment
-from .errors import ConfigError
 from .masks import Mask
 from .rewind import load_state
 from .runner import Runner, early_stop, stage_seed
@@ -25,18 +24,13 @@ from .store import read_tensors
 __all__ = ["IMPRun", "make_runner", "early_stop"]
 
 
-IMP_SCORERS = ("magnitude", "random")
 
 
 class IMPRun(Runner):
     method = "imp"
 
     def check(self, template: nn.Module) -> None:
-        scorer = self.config.pruning.scorer
-        if scorer not in IMP_SCORERS:
-            raise ConfigError(f"pruning.scorer: IMP scores the trained weights with {' or '.join(IMP_SCORERS)}; "
-                              f"{scorer!r} scores at initialisation (pruning.method: at_init)")
-        self.scorer = registry.scorers.get(scorer)
+        self.scorer = registry.scorers.get(self.config.pruning.scorer)  # an IMP scorer: see PruningConfig
 
     def levels(self) -> list[int]:
         return list(range(1, self.config.pruning.levels + 1))

@@ -60,6 +60,19 @@ domains.register("vision", "domains.vision:VisionDomain")
 domains.register("nlp", "domains.nlp:NLPDomain")
 domains.register("rl", "domains.rl:RLDomain")
 
+# A domain's settings class, where it lives in a module that imports no heavy library, so that a
+# config is checked before torch is imported. A domain without an entry here (a third-party one
+# may register under the entry-point group) is checked with its adapter's ``Config``.
+domain_configs = Registry("domain config", entry_point_group="tickets.domain_configs")
+domain_configs.register("vision", "domains.vision.config:VisionConfig")
+
+
+def domain_config(name: str) -> type:
+    """The settings class of the domain ``name`` (a ``RegistryError`` naming the known domains)."""
+    if name in domain_configs:
+        return domain_configs.get(name)
+    return domains.get(name).Config
+
 scorers = Registry("scorer", entry_point_group="tickets.scorers")
 scorers.register("magnitude", "tickets.scorers:magnitude")
 scorers.register("random", "tickets.scorers:random")

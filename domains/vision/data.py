@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,111 +44,13 @@ import torch
 from domains.data_files import cause, check_patterns, load_errors, no_data
 from domains.supervised import TensorTable
 
-from .augment import random_crop_flip
-from .decode import decode_images
 from tickets.errors import ConfigError, did_you_mean
 
+from .augment import random_crop_flip
+from .config import BUILDERS, KNOWN, LOCAL, VisionDataConfig
+from .decode import decode_images
 
-@dataclass(frozen=True)
-class KnownDataset:
-    path: str
-    config_name: str | None = None
-    image_column: str = "image"
-    label_column: str = "label"
-    augment: bool = False  # the standard augmentation is on by default
-    flip: bool = True  # horizontal flips belong to the augmentation (not for digits and characters)
-
-
-KNOWN: dict[str, KnownDataset] = {
-    "mnist": KnownDataset("ylecun/mnist", flip=False),
-    "fashion_mnist": KnownDataset("zalando-datasets/fashion_mnist"),
-    "kmnist": KnownDataset("tanganke/kmnist", flip=False),  # columns image, label (its dataset card)
-    "cifar10": KnownDataset("uoft-cs/cifar10", image_column="img", augment=True),
-    "cifar100": KnownDataset("uoft-cs/cifar100", image_column="img", label_column="fine_label", augment=True),
-    "svhn": KnownDataset("ufldl-stanford/svhn", "cropped_digits", augment=True, flip=False),
-}
-LOCAL = ("mnist_subset", "digits")  # offline, no test split: flips never belong to their augmentation
-BUILDERS = ("parquet", "imagefolder", "csv", "json", "arrow", "webdataset")  # need data_files
 PADDING = 4  # of the random crop
-
-
-@dataclass
-class VisionDataConfig:
-    name: str = "mnist_subset"
-    data_files: dict[str, str] | None = None  # for builders: {"train": ..., "test": ...}
-    config_name: str | None = None  # load_dataset's second argument (svhn: "cropped_digits")
-    revision: str | None = None
-    image_column: str | None = None  # None: the known dataset's column, else "image"
-    label_column: str | None = None  # None: the known dataset's column, else "label"
-    train_split: str | None = None  # None: "train"
-    test_split: str | None = None  # None: "test"; where the source has no test split, one is carved
-    validation: float = 0.1  # fraction of the training split held out for validation
-    test_fraction: float = 0.2  # fraction of the training split carved for test where there is no test split
-    augment: bool | None = None  # None: on for cifar10/100 (crop + flip) and svhn (crop), off otherwise
-    max_train: int | None = None  # the first N training examples (after the fixed shuffle)
-    split_seed: int = 0  # the fixed shuffle for carving validation/test
-
-    def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError(f"name: expected a dataset name, got {self.name!r}")
-        for key in ("config_name", "revision", "image_column", "label_column", "train_split", "test_split"):
-            value = getattr(self, key)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ConfigError(f"{key}: expected a non-empty string or null, got {value!r}")
-        for key in ("validation", "test_fraction"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise ConfigError(f"{key}: must be in (0, 1), got {value!r}")
-        if self.augment is not None and not isinstance(self.augment, bool):
-            raise ConfigError(f"augment: expected true, false or null, got {self.augment!r}")
-        if self.max_train is not None and (isinstance(self.max_train, bool) or not isinstance(self.max_train, int)
-                                           or self.max_train < 1):
-            raise ConfigError(f"max_train: must be a positive integer or null, got {self.max_train!r}")
-        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
-            raise ConfigError(f"split_seed: must be a non-negative integer, got {self.split_seed!r}")
-        if self.data_files is not None:
-            if not isinstance(self.data_files, dict) or not self.data_files:
-                raise ConfigError(f"data_files: expected a mapping of split to file(s), e.g. "
-                                  f"{{train: train.parquet, test: test.parquet}}, got {self.data_files!r}")
-            for split, files in self.data_files.items():
-                if not isinstance(files, str) or not files:
-                    raise ConfigError(f"data_files: {split}: expected a path or glob, got {files!r}")
-        if not _known_source(self.name):
-            close = did_you_mean(self.name, [*LOCAL, *KNOWN, *BUILDERS])
-            raise ConfigError(f"name: unknown dataset {self.name!r}{close}; built in: {', '.join(LOCAL)}; "
-                              f"from the Hugging Face hub: {', '.join(KNOWN)}; "
-                              f"your own files: one of the builders {', '.join(BUILDERS)} with data_files, or a "
-                              "local dataset directory; any other hub dataset by its owner/name path")
-        if self.name in LOCAL:
-            for key in ("data_files", "config_name", "revision", "image_column", "label_column",
-                        "train_split", "test_split"):
-                if getattr(self, key) is not None:
-                    raise ConfigError(f"{key}: not used by the {self.name} dataset (it is built in); "
-                                      f"leave it out or null")
-            if self.validation + self.test_fraction >= 1:
-                raise ConfigError(f"validation: validation + test_fraction must be below 1 (both are fractions "
-                                  f"of the {self.name} images), got {self.validation} + {self.test_fraction}")
-        elif self.name in BUILDERS and self.data_files is None:
-            raise ConfigError(f"data_files: the {self.name!r} builder needs data_files, e.g. "
-                              f"{{train: train.{self.name}, test: test.{self.name}}}")
-        if self.data_files is not None:
-            train, test = self.train_split or "train", self.test_split
-            if train not in self.data_files:
-                key = "train_split" if self.train_split else "data_files"
-                raise ConfigError(f"{key}: no {train!r} split in data_files (its splits: "
-                                  f"{', '.join(self.data_files)}){did_you_mean(train, self.data_files)}")
-            if test is not None and test not in self.data_files:
-                raise ConfigError(f"test_split: no {test!r} split in data_files (its splits: "
-                                  f"{', '.join(self.data_files)}){did_you_mean(test, self.data_files)}")
-        if self.test_split is not None and self.test_split == (self.train_split or "train"):
-            raise ConfigError(f"test_split: the same split as train_split ({self.test_split!r})")
-
-
-def _known_source(name: str) -> bool:
-    """A name ``load`` can resolve without guessing: built in, known, a builder, a hub path
-    (``owner/name``) or an existing local path. Anything else would go to the hub as a bare
-    name (a typo there is a connection error, or offline an opaque one)."""
-    return name in LOCAL or name in KNOWN or name in BUILDERS or "/" in name or Path(name).exists()
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -10,29 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domains.supervised import Batch, LoopConfig, SupervisedDomain
-from tickets.errors import ConfigError, did_you_mean
-from tickets.optim import OptimizerConfig
+from domains.supervised import Batch, SupervisedDomain
 
 from . import data, models
-
-
-@dataclass
-class VisionConfig(LoopConfig):
-    model: str = "lenet_300_100"  # a name in domains.vision.models.MODELS
-    width: int | None = None  # channel width of the models that take one (None: the paper's)
-    dataset: data.VisionDataConfig = field(default_factory=data.VisionDataConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.model not in models.MODELS:
-            raise ConfigError(f"model: unknown vision model {self.model!r}{did_you_mean(self.model, models.MODELS)} "
-                              f"(known: {', '.join(models.MODELS)})")
-        if self.width is not None and models.MODELS[self.model].default_width is None:
-            raise ConfigError(f"width: {self.model} takes no width")
-        if self.width is not None and self.width < 1:
-            raise ConfigError(f"width: must be positive, got {self.width}")
+from .config import VisionConfig
 
 
 class VisionDomain(SupervisedDomain):

@@ -45,6 +45,7 @@ from functools import partial
 
 from torch import nn
 
+from ..config import MODEL_WIDTHS
 from .convfc import ConvFC, LeNet300100, conv_net, lenet_5, lenet_300_100
 from .layers import Shape
 from .resnet import BasicBlock, ResNet, cifar_resnet, resnet_18
@@ -66,14 +67,18 @@ class ModelSpec:
         return self.make(input_shape, num_classes, width=self.default_width if width is None else width)
 
 
-MODELS: dict[str, ModelSpec] = {
-    "lenet_300_100": ModelSpec(lenet_300_100),
-    "lenet_5": ModelSpec(lenet_5),
-    **{f"conv_{d}": ModelSpec(partial(conv_net, d), 64) for d in (2, 4, 6)},
-    **{f"resnet_{d}": ModelSpec(partial(cifar_resnet, d), 16) for d in (20, 32, 56)},
-    "resnet_18": ModelSpec(resnet_18, 64),
-    **{f"vgg_{d}": ModelSpec(partial(VGG, depth=d), 64) for d in (11, 16, 19)},
+_MAKERS: dict[str, Callable[..., nn.Module]] = {
+    "lenet_300_100": lenet_300_100,
+    "lenet_5": lenet_5,
+    **{f"conv_{d}": partial(conv_net, d) for d in (2, 4, 6)},
+    **{f"resnet_{d}": partial(cifar_resnet, d) for d in (20, 32, 56)},
+    "resnet_18": resnet_18,
+    **{f"vgg_{d}": partial(VGG, depth=d) for d in (11, 16, 19)},
 }
+if set(_MAKERS) != set(MODEL_WIDTHS):
+    raise ImportError(f"domains.vision: models {sorted(set(_MAKERS) ^ set(MODEL_WIDTHS))} are missing from "
+                      "either MODEL_WIDTHS (domains/vision/config.py) or the makers here")
+MODELS: dict[str, ModelSpec] = {name: ModelSpec(_MAKERS[name], width) for name, width in MODEL_WIDTHS.items()}
 
 
 def build(name: str, input_shape: Shape, num_classes: int, width: int | None = None) -> nn.Module:
