@@ -19,120 +19,14 @@ import torch
 
 from domains.data_files import cause, check_patterns, load_errors, no_data
 from domains.supervised import TensorTable
-from tickets.errors import ConfigError, did_you_mean
+from tickets.errors import ConfigError
 
-from .tasks import GLUE, HUB_PATH
+from .config import (BUILDERS, ROLES, SHIPPED, SPECIAL_TOKENS, DatasetSpec, base_split,  # noqa: F401 (re-exported)
+                     shipped_files)
 
-SHIPPED = Path(__file__).resolve().parent / "data"
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4
 # what a directory must hold for AutoTokenizer to read a real vocabulary (not an empty default)
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
                    "sentencepiece.bpe.model", "merges.txt", "vocab.model", "tekken.json")
-ROLES = ("train", "validation", "test")
-
-
-BUILDERS = ("csv", "json", "parquet", "text", "arrow")  # load_dataset builders that read data_files
-
-
-def _known_source(path: str) -> bool:
-    return path in BUILDERS or path == HUB_PATH or "/" in path or Path(path).exists()
-
-
-def _source_hint(path: str) -> str:
-    return did_you_mean(path, BUILDERS) or (" (a file? give it as data_files with a builder)"
-                                           if Path(path).suffix else "")
-
-
-def shipped_files(kind: str) -> dict[str, str]:
-    if kind == "classification":
-        return {s: str(SHIPPED / f"sentiment_{s}.csv") for s in ROLES}
-    return {s: str(SHIPPED / f"corpus_{s}.txt") for s in ROLES}
-
-
-@dataclass
-class DatasetSpec:
-    """Arguments of ``datasets.load_dataset`` and the columns and splits to use.
-
-    ``glue: <task>`` (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte) fills in the hub path, columns,
-    splits, label kind and metric (see ``tasks.py``). Without ``path`` and ``data_files`` the
-    shipped set for the domain's task is used."""
-
-    glue: str | None = None
-    path: str | None = None  # None: the shipped files (csv for classification, text for causal_lm)
-    name: str | None = None
-    data_files: dict[str, str] | None = None
-    revision: str | None = None  # a hub dataset's commit, to pin it
-    text_column: str = "text"
-    text_pair_column: str | None = None  # sentence pairs (MRPC, RTE, ...)
-    label_column: str = "label"  # classification only
-    num_labels: int | None = None  # None: from the training labels (max + 1); 1: regression
-    metric: str | None = None  # the primary metric; None: the GLUE task's, accuracy, or pearson
-    # Split expressions as load_dataset takes them, so "train[:90%]" / "train[90%:]" also work.
-    train_split: str = "train"
-    validation_split: str = "validation"
-    test_split: str = "test"
-
-    def __post_init__(self):
-        if self.glue is not None:
-            if self.glue not in GLUE:
-                raise ConfigError(f"glue: {self.glue!r} is not a GLUE task ({', '.join(GLUE)})"
-                                  f"{did_you_mean(self.glue, GLUE)}")
-            task = GLUE[self.glue]
-            self.path, self.name = HUB_PATH, self.glue
-            self.text_column, self.text_pair_column = task.text_column, task.text_pair_column
-            self.num_labels, self.metric = task.num_labels, self.metric or task.metric
-            for key, split in task.splits().items():
-                setattr(self, key, split)
-        if self.path is None and self.data_files is not None:
-            raise ConfigError(f"path: data_files need a builder ({', '.join(BUILDERS)})")
-        if self.glue is None and self.path is not None and not _known_source(self.path):
-            raise ConfigError(f"path: {self.path!r} is not a dataset this domain can load{_source_hint(self.path)}: "
-                              f"a GLUE task as `glue: <task>` ({', '.join(GLUE)}); your own files as one of the "
-                              f"builders {', '.join(BUILDERS)} with data_files; a local dataset directory; a hub "
-                              "dataset as owner/name; or leave path out for the shipped files")
-        for key in ("text_column", "label_column", "train_split", "validation_split", "test_split"):
-            if not getattr(self, key):
-                raise ConfigError(f"{key}: must not be empty")
-        if self.data_files is not None:
-            self._check_data_files()
-        if self.num_labels is not None and self.num_labels < 1:
-            raise ConfigError(f"num_labels: must be at least 1 (1: regression), got {self.num_labels}")
-
-    def _check_data_files(self) -> None:
-        """Every split the roles read must be a key of data_files: ``load_dataset`` otherwise fails
-        with ``Unknown split`` after reading every file."""
-        if not isinstance(self.data_files, dict) or not self.data_files:
-            raise ConfigError(f"data_files: expected a mapping of split to file(s), e.g. {{train: train.csv, "
-                              f"validation: dev.csv, test: test.csv}}, got {self.data_files!r}")
-        for split, files in self.data_files.items():
-            items = files if isinstance(files, list) else [files]
-            if not items or not all(isinstance(f, str) and f for f in items):
-                raise ConfigError(f"data_files: {split}: expected a path or glob (or a list of them), got {files!r}")
-        have = ", ".join(map(str, self.data_files))
-        for role in ROLES:
-            key = f"{role}_split"
-            base = base_split(getattr(self, key))
-            if base in self.data_files:
-                continue
-            if role == "train":  # checked first, so the carve below reads an existing split
-                first = next(iter(self.data_files))
-                fix = f"name the training split by its data_files key, e.g. train_split: {first!r}"
-            else:
-                train = base_split(self.train_split)
-                fix = (f"add a {role} file to data_files or carve one from the training file: "
-                       f"train_split: '{train}[:90%]', {key}: '{train}[90%:]'")
-            close = did_you_mean(base, [str(k) for k in self.data_files])
-            if role == "train" and close:
-                fix = ""
-            raise ConfigError(f"{key}: no {base!r} split in data_files (its splits: {have}){close}"
-                              + (f"; {fix}" if fix else ""))
-
-    def load_args(self, kind: str) -> tuple[str, str | None, dict[str, str] | None]:
-        if self.path is None:
-            return ("csv" if kind == "classification" else "text"), None, shipped_files(kind)
-        return self.path, self.name, self.data_files
-
-
 @dataclass
 class TextData:
     train: TensorTable
@@ -140,11 +34,6 @@ class TextData:
     test: TensorTable
     tokenizer: Any  # a transformers tokenizer
     num_labels: int  # 0 for language modelling
-
-
-def base_split(expression: str) -> str:
-    """The split a ``load_dataset`` split expression reads: ``train[:90%]`` -> ``train``."""
-    return expression.split("[", 1)[0].strip()
 
 
 def load_splits(spec: DatasetSpec, kind: str) -> dict[str, Any]:
@@ -273,7 +162,8 @@ def load_tokenizer(choice: str | None, model_path: str | None, train_texts: Sequ
     name / directory / ``tokenizer.json`` file."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    from .models import MINILM, first_line, hub_hint, minilm_path
+    from .config import MINILM, minilm_path
+    from .models import first_line, hub_hint
 
     if choice is None:
         choice = model_path if model_path is not None else "train"

@@ -21,52 +21,18 @@ model trained from scratch is rebuilt from another seed, as in the other domains
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import version
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domains.supervised import LoopConfig, SupervisedDomain, accelerator_for
-from tickets.errors import ConfigError
-from tickets.optim import OptimizerConfig
+from domains.supervised import SupervisedDomain, accelerator_for
 
 from . import data, metrics, models
-from .data import DatasetSpec
-from .models import ModelSpec
-
-
-@dataclass
-class NLPConfig(LoopConfig):
-    task: Literal["classification", "causal_lm"] = "classification"
-    dataset: DatasetSpec = field(default_factory=DatasetSpec)
-    model: ModelSpec = field(default_factory=ModelSpec)
-    tokenizer: str | None = None  # None: the pre-trained model's, else trained on the training texts; see data.py
-    max_length: int = 32  # tokens per text ([CLS] and [SEP] included); per block for causal_lm
-    vocab_size: int = 2000  # at most this many tokens in a tokenizer trained here
-    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="adamw", lr=1e-3))
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.max_length < 3:
-            raise ConfigError(f"max_length: must be at least 3 ([CLS], a token, [SEP]), got {self.max_length}")
-        if self.vocab_size <= len(data.SPECIAL_TOKENS):
-            raise ConfigError(f"vocab_size: must exceed the {len(data.SPECIAL_TOKENS)} special tokens, "
-                              f"got {self.vocab_size}")
-        if self.task == "causal_lm" and self.dataset.glue is not None:
-            raise ConfigError("dataset.glue: GLUE tasks are classification; task is 'causal_lm'")
-        if self.task == "causal_lm" and self.dataset.metric not in (None, "perplexity"):
-            raise ConfigError(f"dataset.metric: causal_lm reports perplexity, not {self.dataset.metric!r}")
-        if self.task == "classification" and self.dataset.metric is not None:
-            allowed = metrics.REGRESSION if self.dataset.num_labels == 1 else metrics.CLASSIFICATION
-            if self.dataset.metric not in allowed:
-                raise ConfigError(f"dataset.metric: {self.dataset.metric!r} is not one of {', '.join(allowed)}")
-        if self.model.pretrained is not None and self.tokenizer in ("train", "shipped"):
-            raise ConfigError(f"tokenizer: {self.tokenizer!r} trains a new vocabulary; a pre-trained model "
-                              "needs its own tokenizer (leave tokenizer unset)")
+from .config import DatasetSpec, ModelSpec, NLPConfig  # noqa: F401 (re-exported)
 
 
 class NLPDomain(SupervisedDomain):

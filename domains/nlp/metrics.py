@@ -11,9 +11,7 @@ import math
 import numpy as np
 import torch
 
-CLASSIFICATION = ("accuracy", "f1", "mcc")
-REGRESSION = ("pearson", "spearman")
-LANGUAGE_MODELLING = ("perplexity",)
+from .config import CLASSIFICATION, LANGUAGE_MODELLING, REGRESSION  # noqa: F401 (re-exported)
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

