@@ -65,6 +65,7 @@ domains.register("rl", "domains.rl:RLDomain")
 # may register under the entry-point group) is checked with its adapter's ``Config``.
 domain_configs = Registry("domain config", entry_point_group="tickets.domain_configs")
 domain_configs.register("vision", "domains.vision.config:VisionConfig")
+domain_configs.register("rl", "domains.rl.config:RLConfig")
 domain_configs.register("nlp", "domains.nlp.config:NLPConfig")
 
 

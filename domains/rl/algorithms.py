@@ -1,8 +1,9 @@
 """The stable-baselines3 algorithms the RL domain trains, and what each means for pruning.
 
-Each algorithm states the action space it needs, the RLConfig keys it reads (with its defaults:
-SB3 2.x's, apart from PPO's shorter rollouts), which of its policy's weights are prunable, and
-which are target-network copies that follow an online weight's mask.
+Each algorithm's action space and the RLConfig keys it reads (with their defaults) are in
+``domains.rl.algorithm_specs``, which the config check reads without importing SB3; here each is
+paired with its SB3 class, which of its policy's weights are prunable, and which are target-network
+copies that follow an online weight's mask.
 
 Prunable weights (the model is ``algo.policy``; every Linear and Conv weight of the networks
 named, so with ``CnnPolicy`` the NatureCNN's convolutions and its linear layer too):
@@ -28,16 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gymnasium import spaces
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
 from tickets.selection import default_prunable
 
-# RLConfig keys whose meaning or default depends on the algorithm (None in the config: the default).
-ON_POLICY = ("n_steps", "gae_lambda", "ent_coef", "max_grad_norm")
-OFF_POLICY = ("batch_size", "buffer_size", "learning_starts", "train_freq", "gradient_steps", "tau")
+from .algorithm_specs import SPECS, AlgorithmSpec
 
 
 @dataclass(frozen=True)
@@ -45,15 +43,18 @@ class Algorithm:
     """How to build one SB3 algorithm from the config."""
 
     cls: type[BaseAlgorithm]
-    action_space: type[spaces.Space]  # Discrete or Box
-    defaults: dict[str, Any]  # the algorithm-dependent RLConfig keys it reads, with their defaults
+    spec: AlgorithmSpec  # its action space and the keys it reads (algorithm_specs.SPECS)
     prunable_modules: tuple[str, ...]  # policy submodules whose Linear weights are prunable
     targets: dict[str, str] = field(default_factory=dict)  # target submodule -> online submodule
     extra: Callable[[Any], dict[str, Any]] = lambda c: {}  # fixed hyperparameters from the config
 
     @property
+    def defaults(self) -> dict[str, Any]:
+        return self.spec.defaults
+
+    @property
     def off_policy(self) -> bool:
-        return "train_freq" in self.defaults
+        return self.spec.off_policy
 
     def hyperparameters(self, cfg: Any) -> dict[str, Any]:
         return {"gamma": cfg.gamma, **{k: getattr(cfg, k) for k in self.defaults}, **self.extra(cfg)}
@@ -61,31 +62,14 @@ class Algorithm:
 
 ACTOR_CRITIC_MODULES = ("features_extractor", "vf_features_extractor", "mlp_extractor", "action_net", "value_net")
 
+# one for each entry of algorithm_specs.SPECS, in its order
 ALGORITHMS: dict[str, Algorithm] = {
-    "ppo": Algorithm(PPO, spaces.Discrete | spaces.Box,
-                     dict(n_steps=256, batch_size=64, n_epochs=4, gae_lambda=0.95, clip_range=0.2,
-                          ent_coef=0.0, max_grad_norm=0.5),
-                     ACTOR_CRITIC_MODULES),
-    "a2c": Algorithm(A2C, spaces.Discrete | spaces.Box,
-                     dict(n_steps=5, gae_lambda=1.0, ent_coef=0.0, max_grad_norm=0.5),
-                     ACTOR_CRITIC_MODULES),
-    "dqn": Algorithm(DQN, spaces.Discrete,
-                     dict(batch_size=32, buffer_size=1_000_000, learning_starts=100, train_freq=4,
-                          gradient_steps=1, tau=1.0, target_update_interval=10_000,
-                          exploration_fraction=0.1, exploration_final_eps=0.05, max_grad_norm=10.0),
-                     ("q_net",), {"q_net_target": "q_net"}),
-    "sac": Algorithm(SAC, spaces.Box,
-                     dict(batch_size=256, buffer_size=1_000_000, learning_starts=100, train_freq=1,
-                          gradient_steps=1, tau=0.005, target_update_interval=1),
-                     ("actor", "critic"), {"critic_target": "critic"}),
-    "td3": Algorithm(TD3, spaces.Box,
-                     dict(batch_size=256, buffer_size=1_000_000, learning_starts=100, train_freq=1,
-                          gradient_steps=1, tau=0.005, policy_delay=2),
-                     ("actor", "critic"), {"actor_target": "actor", "critic_target": "critic"}),
+    "ppo": Algorithm(PPO, SPECS["ppo"], ACTOR_CRITIC_MODULES),
+    "a2c": Algorithm(A2C, SPECS["a2c"], ACTOR_CRITIC_MODULES),
+    "dqn": Algorithm(DQN, SPECS["dqn"], ("q_net",), {"q_net_target": "q_net"}),
+    "sac": Algorithm(SAC, SPECS["sac"], ("actor", "critic"), {"critic_target": "critic"}),
+    "td3": Algorithm(TD3, SPECS["td3"], ("actor", "critic"), {"actor_target": "actor", "critic_target": "critic"}),
 }
-
-# every algorithm-dependent key, for "not used by" messages
-ALGORITHM_KEYS = sorted({k for a in ALGORITHMS.values() for k in a.defaults})
 
 
 def prunable_of(spec: Algorithm, policy: nn.Module) -> dict[str, nn.Parameter]:

@@ -7,24 +7,30 @@ SB3's ``AtariWrapper`` (``atari: true``: no-op starts, frame skip 4 with max-poo
 ends the training episode, FIRE on reset, 84x84 greyscale, rewards clipped to their sign),
 ``VecFrameStack`` (``frame_stack``), and ``VecTransposeImage`` for channel-last images, as SB3's
 algorithms add it themselves, so a policy and its evaluation see the same observations.
+
+The config check (``probe_spaces``) makes one environment the same way without the vectorised
+environment (SB3 imports torch) and computes the spaces its wrappers would give
+(tests/test_rl_config_imports.py checks them against ``make_env``'s); only ``atari: true``
+imports SB3, for its AtariWrapper.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.atari_wrappers import AtariWrapper
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
-from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
 
 from tickets.errors import ConfigError, did_you_mean
 
 from .variants import apply_env_attrs, return_bounds
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
 # Packages whose import registers an id namespace with gymnasium (gym.make does not import them).
 NAMESPACE_PACKAGES = {"ALE": "ale_py"}
@@ -64,16 +70,38 @@ def check_atari(env_id: str, env_kwargs: dict[str, Any]) -> None:
                           "use a NoFrameskip-v4 id or set env_kwargs: {frameskip: 1}")
 
 
+def is_image_space(space: spaces.Space) -> bool:
+    """SB3's ``preprocessing.is_image_space`` (a uint8 Box of three dimensions in [0, 255]), which
+    imports torch with SB3."""
+    return (isinstance(space, spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8
+            and not (np.any(space.low != 0) or np.any(space.high != 255)))
+
+
+def is_image_space_channels_first(space: spaces.Box) -> bool:
+    """SB3's ``preprocessing.is_image_space_channels_first``: the smallest dimension is the channels."""
+    smallest = np.argmin(space.shape).item()
+    if smallest == 1:
+        warnings.warn("Treating image space as channels-last, while second dimension was smallest of the three.")
+    return smallest == 0
+
+
 def _prepared(env: gym.Env, *, env_id: str, env_attrs: dict[str, Any], atari: bool) -> gym.Env:
     """One environment under its Monitor: ``env_attrs`` set (see domains.rl.variants), then the
     Atari wrappers; the vectorised environment reads its spaces after this."""
     env = apply_env_attrs(env, env_attrs, env_id)
-    return AtariWrapper(env) if atari else env
+    if not atari:
+        return env
+    from stable_baselines3.common.atari_wrappers import AtariWrapper
+
+    return AtariWrapper(env)
 
 
 def make_env(env_id: str, *, n_envs: int, seed: int, env_kwargs: dict[str, Any], atari: bool = False,
              frame_stack: int = 1, env_attrs: dict[str, Any] | None = None) -> VecEnv:
     """``n_envs`` seeded copies of the environment with the domain's wrappers (module docstring)."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
+
     wrap = partial(_prepared, env_id=env_id, env_attrs=dict(env_attrs or {}), atari=atari)
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
                        wrapper_class=wrap if (atari or env_attrs) else None)
@@ -85,19 +113,65 @@ def make_env(env_id: str, *, n_envs: int, seed: int, env_kwargs: dict[str, Any],
     return env
 
 
+def _make_one(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
+    """``gym.make`` as SB3's ``make_vec_env`` calls it (so a bad keyword gets the same message)."""
+    try:
+        return gym.make(env_id, **{"render_mode": "rgb_array", **env_kwargs})
+    except TypeError:
+        return gym.make(env_id, **env_kwargs)
+
+
+def _check_vectorisable(space: spaces.Space) -> None:
+    """What SB3's DummyVecEnv refuses in an observation space (``vec_env.util.obs_space_info``)."""
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        subspaces = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
+        if any(isinstance(sub, (spaces.Dict, spaces.Tuple)) for sub in subspaces):
+            raise NotImplementedError(
+                "Nested observation spaces are not supported (Tuple/Dict space inside Tuple/Dict space).")
+    elif hasattr(space, "spaces"):
+        raise AssertionError(f"Unsupported structured space '{type(space)}'")
+
+
+def _stacked(space: spaces.Space, n: int) -> spaces.Space:
+    """The observation space under SB3's ``VecFrameStack(n)`` (``StackedObservations``): a Box
+    repeated along its channels (the first axis of a channels-first image, else the last)."""
+    if isinstance(space, spaces.Dict):
+        return spaces.Dict({key: _stacked(sub, n) for key, sub in space.spaces.items()})
+    if not isinstance(space, spaces.Box):
+        raise TypeError(f"StackedObservations only supports Box and Dict as observation spaces. {space} was provided.")
+    axis = 0 if is_image_space(space) and is_image_space_channels_first(space) else -1
+    return spaces.Box(low=np.repeat(space.low, n, axis=axis), high=np.repeat(space.high, n, axis=axis),
+                      dtype=space.dtype)
+
+
+def _vectorised_observation_space(space: spaces.Space, frame_stack: int) -> spaces.Space:
+    """The observation space of ``make_env``'s vectorised environment over one with ``space``."""
+    _check_vectorisable(space)
+    if frame_stack > 1:
+        if not isinstance(space, (spaces.Box, spaces.Dict)):
+            raise AssertionError("VecFrameStack only works with gym.spaces.Box and gym.spaces.Dict observation spaces")
+        space = _stacked(space, frame_stack)
+    if is_image_space(space) and not is_image_space_channels_first(space):  # VecTransposeImage
+        height, width, channels = space.shape
+        space = spaces.Box(low=0, high=255, shape=(channels, height, width), dtype=space.dtype)
+    return space
+
+
 def probe_spaces(env_id: str, env_kwargs: dict[str, Any], atari: bool = False, frame_stack: int = 1,
                  env_attrs: dict[str, Any] | None = None) -> tuple[spaces.Space, spaces.Space, tuple]:
     """(observation space as the policy sees it, action space, (lowest, highest) return of an
-    episode where known: see ``variants.return_bounds``), or a ConfigError naming the key."""
+    episode where known: see ``variants.return_bounds``), or a ConfigError naming the key. One
+    environment, made and wrapped as ``make_env`` makes each (module docstring)."""
+    env = None
     try:
-        env = make_env(env_id, n_envs=1, seed=0, env_kwargs=env_kwargs, atari=atari, frame_stack=frame_stack,
-                       env_attrs=env_attrs)
+        env = _make_one(env_id, env_kwargs)
+        env = _prepared(env, env_id=env_id, env_attrs=dict(env_attrs or {}), atari=atari)
+        observation_space = _vectorised_observation_space(env.observation_space, frame_stack)
+        return observation_space, env.action_space, return_bounds(env)
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 (a bad env_kwargs key, a missing dependency)
         raise ConfigError(f"env_kwargs: cannot make {env_id!r}: {e}") from None
-    try:
-        inner = env.unwrapped.envs[0]  # a DummyVecEnv under any VecEnv wrappers
-        return env.observation_space, env.action_space, return_bounds(inner)
     finally:
-        env.close()
+        if env is not None:
+            env.close()

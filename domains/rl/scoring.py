@@ -19,7 +19,7 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 
 if TYPE_CHECKING:
-    from .domain import RLConfig
+    from .config import RLConfig
 
 
 def forward_ones(config: RLConfig, policy: nn.Module) -> torch.Tensor:
