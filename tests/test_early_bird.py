@@ -5,8 +5,10 @@ import torch
 from torch import nn
 
 from tickets.early_bird import (
+    AllTicketsDrawn,
     EarlyBird,
     EarlyBirdMonitor,
+    EarlyBirdSearch,
     TicketDrawn,
     bn_channel_mask,
     channel_to_weight_mask,
@@ -357,3 +359,57 @@ def test_monitor_draws_a_channel_ticket_during_training_with_slimming():
     assert sum(weight_mask.kept().values()) == sum(
         int(k) * net.conv1.weight[0].numel() for k in stopped.mask["bn1.weight"]) + sum(
         int(k) * net.conv2.weight[0].numel() for k in stopped.mask["bn2.weight"])
+
+
+# ----------------------------------------------------------------------------- several densities
+
+def test_search_draws_each_density_as_a_monitor_alone_would_and_stops_after_the_last():
+    layer = nn.Linear(10, 10, bias=False)
+    g = torch.Generator().manual_seed(2)
+    base = torch.randn(10, 10, generator=g)
+    weights = {s: base + 2 * 0.8 ** s * torch.randn(10, 10, generator=g) for s in range(1, 41)}  # settling down
+    densities = [0.2, 0.5, 0.8]
+
+    def monitor(density, stop):
+        return EarlyBirdMonitor(layer, {"w": layer.weight}, density, every=2, window=3, epsilon=0.05, stop=stop)
+
+    alone = {}
+    for d in densities:
+        m = monitor(d, stop=True)
+        for s, w in weights.items():
+            with torch.no_grad():
+                layer.weight.copy_(w)
+            try:
+                m(s)
+            except TicketDrawn as drawn:
+                alone[d] = (drawn.step, drawn.mask, m.summary())
+                break
+    assert [alone[d][0] for d in densities] == [18, 22, 20]
+
+    at_draw = {}
+    search = EarlyBirdSearch({d: monitor(d, stop=False) for d in densities},
+                             on_draw=lambda d, m: at_draw.setdefault(d, (m.drawn_step, layer.weight.detach().clone())))
+    stopped = None
+    for s, w in weights.items():
+        with torch.no_grad():
+            layer.weight.copy_(w)
+        try:
+            search(s)
+        except AllTicketsDrawn as e:
+            stopped = e
+            break
+    assert stopped is not None and stopped.step == s == max(step for step, _, _ in alone.values())
+    for d in densities:
+        step, mask, summary = alone[d]
+        m = search.monitors[d]
+        assert m.drawn_step == step and m.drawn_mask == mask and m.summary() == summary
+        assert at_draw[d][0] == step and torch.equal(at_draw[d][1], weights[step])  # called at its own step
+    assert search.done
+
+
+def test_search_validates_its_monitors():
+    layer = nn.Linear(4, 4, bias=False)
+    with pytest.raises(ValueError, match="at least one"):
+        EarlyBirdSearch({})
+    with pytest.raises(ValueError, match="stop=False"):
+        EarlyBirdSearch({0.5: EarlyBirdMonitor(layer, {"w": layer.weight}, 0.5, every=1)})

@@ -14,6 +14,8 @@ soon as the mask has been stable over a window, long before training ends.
   Early-Bird trains with, as gradient hooks.
 * :class:`EarlyBirdMonitor`: glue for loops that only offer an ``on_step(step)`` callback; it
   raises :class:`TicketDrawn` so the caller can stop training wherever the loop lives.
+* :class:`EarlyBirdSearch`: several monitors (one per density) on one training run; it raises
+  :class:`AllTicketsDrawn` once every one of them has drawn.
 
 The draw condition
 ------------------
@@ -40,7 +42,7 @@ are exact-k (:mod:`tickets.topk`, ties to the earlier position), so every mask h
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Literal
 
 import torch
@@ -328,3 +330,48 @@ class EarlyBirdMonitor:
         eb = self.early_bird
         return {"mode": self.mode, "density": self.density, "every": self.every, "window": eb.window,
                 "epsilon": eb.epsilon, "drawn_step": eb.drawn_step, "observations": eb.distances}
+
+
+class AllTicketsDrawn(Exception):
+    """Raised by :class:`EarlyBirdSearch` once every one of its monitors has drawn its ticket."""
+
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step
+
+    def __str__(self) -> str:
+        return f"every Early-Bird ticket drawn by step {self.step}"
+
+
+class EarlyBirdSearch:
+    """One ``on_step(step)`` callback for several :class:`EarlyBirdMonitor` on the same training
+    run, e.g. one per target density: training the dense network once serves them all.
+
+    Each monitor (built with ``stop=False``) sees every step, exactly as it would alone, so it
+    draws at the same step and from the same weights as in a run of its own that stopped at its
+    draw. ``on_draw(key, monitor)`` is called at each draw, during that step (the model holds the
+    weights the ticket was drawn from); once every monitor has drawn, :class:`AllTicketsDrawn` is
+    raised so the caller can stop training. Monitors are visited in the mapping's order.
+    """
+
+    def __init__(self, monitors: Mapping[Hashable, EarlyBirdMonitor],
+                 on_draw: Callable[[Hashable, EarlyBirdMonitor], None] | None = None):
+        if not monitors:
+            raise ValueError("EarlyBirdSearch needs at least one monitor")
+        if any(m.stop for m in monitors.values()):
+            raise ValueError("EarlyBirdSearch: build its monitors with stop=False (it stops training itself)")
+        self.monitors = dict(monitors)
+        self.on_draw = on_draw
+
+    @property
+    def done(self) -> bool:
+        return all(m.drawn_step is not None for m in self.monitors.values())
+
+    def __call__(self, step: int) -> None:
+        for key, monitor in self.monitors.items():
+            if monitor.drawn_step is None:
+                monitor(step)
+                if monitor.drawn_step is not None and self.on_draw is not None:
+                    self.on_draw(key, monitor)
+        if self.done:
+            raise AllTicketsDrawn(step)

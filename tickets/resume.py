@@ -99,7 +99,8 @@ def check_finished(runner: Runner, stages: list[tuple[int, str]]) -> bool:
             _check_values(run.ticket_dir(level) / "rewind.safetensors", read)
     for level in sorted({lvl for lvl, _ in stages}):  # what a stage leaves for later ones to read
         directory = run.level_dir(level)
-        for name in [f"{c}.trained.safetensors" for lvl, c in stages if lvl == level] + ["drawn.safetensors"]:
+        searched = ["drawn.safetensors", "early_bird_mask.safetensors"]  # an Early-Bird level's search
+        for name in [f"{c}.trained.safetensors" for lvl, c in stages if lvl == level] + searched:
             if os.path.lexists(directory / name):
                 validate.safetensors_header(directory / name)
         if os.path.lexists(directory / "early_bird.json"):
