@@ -163,7 +163,7 @@ def test_the_default_keeps_existing_hashes():
     ({"rewind.optimizer": True, "rewind.step": 10, "transfer": {"source": "elsewhere"}},
      "rewind.optimizer: a transfer"),
     ({"rewind.optimizer": True, "rewind.step": 10, "pruning.method": "early_bird", "pruning.compressions": [2],
-      "pruning.early_bird": {"rewind": False}}, "rewind.optimizer: with pruning.early_bird.rewind false"),
+      "pruning.early_bird": {"rewind": False, "every": 10}}, "rewind.optimizer: with pruning.early_bird.rewind false"),
 ])
 def test_rewind_optimizer_where_no_state_exists_is_a_config_error(overrides, message):
     with pytest.raises(ConfigError, match=rf"^config\.{message}"):
