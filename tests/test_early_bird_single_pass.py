@@ -125,7 +125,8 @@ def test_one_search_draws_the_tickets_of_a_search_per_compression(case, tmp_path
         mask, step, state, record = search_alone(runner, level)
         steps.append(step)
         assert masks[level] == mask, level
-        assert store.read_json(runner.run.level_dir(level) / "early_bird.json") == record, level
+        written = store.read_json(runner.run.level_dir(level) / "early_bird.json")
+        assert written.pop("search_seconds") > 0 and written == record, level
         drawn = runner.run.load_state(f"level_{level:02d}/drawn")
         assert drawn.keys() == state.keys() and all(torch.equal(drawn[n], state[n]) for n in state), level
         saved = store.read_tensors(runner.run.level_dir(level) / MASK_FILE)
@@ -192,8 +193,19 @@ def same_run(a, b):
         for name in ("ticket/masks.safetensors", "drawn.safetensors", MASK_FILE):
             x, y = (store.read_tensors(r.level_dir(level) / name) for r in (a, b))
             assert x.keys() == y.keys() and all(torch.equal(x[n], y[n]) for n in x), (level, name)
-        assert store.read_json(a.level_dir(level) / "early_bird.json") == store.read_json(
-            b.level_dir(level) / "early_bird.json")
+        x, y = (store.read_json(r.level_dir(level) / "early_bird.json") for r in (a, b))
+        assert x.pop("search_seconds") > 0 and y.pop("search_seconds") > 0 and x == y
+
+
+def test_each_level_records_the_search_time_up_to_its_own_draw(uninterrupted):
+    rows = {r["level"]: r for r in uninterrupted.rows() if r["condition"] == "ticket"}
+    draw = {lvl: store.read_json(uninterrupted.level_dir(lvl) / "early_bird.json") for lvl in (1, 2, 3)}
+    for level in (1, 2, 3):  # one pass found all three, yet none records ~0 s: each its time to ticket
+        assert rows[level]["mask_seconds"] == pytest.approx(draw[level]["search_seconds"])
+        assert draw[level]["search_seconds"] > 0
+    order = sorted((1, 2, 3), key=lambda lvl: draw[lvl]["drawn_step"] or math.inf)
+    seconds = [draw[lvl]["search_seconds"] for lvl in order]
+    assert seconds == sorted(seconds)  # a later draw took longer
 
 
 def test_a_run_interrupted_after_level_1s_ticket_resumes_without_searching_again(tmp_path, monkeypatch,

@@ -20,6 +20,7 @@ must be the one the saved weights give); a level without all three is searched a
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,7 @@ class EarlyBirdRun(Runner):
         # the first level's search seed, as in a search of its own; the run does not depend on it
         # (training reseeds its generators by step), so the later levels share it
         seed_everything(stage_seed(cfg.seed, levels[0], "search"))
+        self._search_start = time.perf_counter()
         model = self.domain.build_model(seed=cfg.seed)
         load_state(model, self.run.load_state("init"))
         prunable = self.prunable(model)
@@ -179,7 +181,8 @@ class EarlyBirdRun(Runner):
             drawn, mask_path, draw_path = self._search_files(level)
             store.write_tensors(drawn, capture(model))
             store.write_tensors(mask_path, mask.to_dict(), metadata={"format": FORMAT})
-            write_json(draw_path, {**monitor.summary(), "drawn_step": step})
+            seconds = time.perf_counter() - self._search_start  # what a search of this level alone takes
+            write_json(draw_path, {**monitor.summary(), "drawn_step": step, "search_seconds": seconds})
 
     def _weight_mask(self, model: nn.Module, prunable: dict[str, nn.Parameter], mask: Mask) -> Mask:
         """A channel ticket as a mask over the prunable weights (pruned channels' conv weights)."""
@@ -236,6 +239,13 @@ class EarlyBirdRun(Runner):
             raise ArtifactError(f"{path}: {exc}", path) from None
 
     # ---- where a level starts --------------------------------------------------------------------
+    def found_seconds(self, level: int, measured: float) -> float:
+        """From the search's start to this level's draw: the shared pass ran it for every level."""
+        if not self._draw_path(level).is_file():
+            return measured
+        seconds = read_json(self._draw_path(level)).get("search_seconds")
+        return seconds if validate.is_number(seconds) else measured
+
     def _from_draw(self, level: int) -> bool:
         """Whether the level trains on from the weights at the draw: ``early_bird.rewind`` false and
         a ticket drawn. Without a draw there is nothing to go on from, and the level trains from θk
