@@ -183,9 +183,10 @@ def train_loop(model: nn.Module, data: TensorTable, loss_fn: LossFn, *, optimize
 class DivergenceGuard:
     """Stops a training run that diverged, before its weights become a result.
 
-    * A non-finite training loss (NaN or ±inf) at any step. The step of the first one is kept
-      on the device (no host synchronisation per step) and read at each validation point, at
-      the end, and when a callback ends training early, so the error names the exact step.
+    * A non-finite training loss (NaN or ±inf) at any step. The losses stay on the device (no
+      host synchronisation, no device op per step) and are inspected together at each
+      validation point, every ``FLUSH`` steps, at the end, and when a callback ends training
+      early, so the error names the exact step of the first one.
     * A finite but exploded validation loss: above ``FACTOR`` times the larger of 1, the
       chance-level loss ``ln(C)`` of a ``C``-way output (cross-entropy of a uniform
       prediction) and the first training loss of the run. A sane run never gets there (an
@@ -194,35 +195,39 @@ class DivergenceGuard:
     """
 
     FACTOR = 1e3
+    FLUSH = 1024  # losses kept between checks at most
 
     def __init__(self, *, steps: int, lr: float):
         self.steps, self.lr = steps, lr
-        self.first_bad: torch.Tensor | None = None  # step of the first non-finite loss, -1: none yet
-        self.bad_value: torch.Tensor | None = None
+        self.pending: list[torch.Tensor] = []  # the losses since the last check, still on the device
+        self.pending_steps: list[int] = []
         self.first_loss: torch.Tensor | None = None
         self.outputs = 1
 
     def record(self, loss: torch.Tensor, logits: torch.Tensor | None, step: int) -> None:
-        value = loss.detach().float().reshape(())
-        if self.first_bad is None:
-            self.first_bad = torch.full((), -1, dtype=torch.long, device=value.device)
-            self.bad_value = torch.zeros((), device=value.device)
-            self.first_loss = value.clone()
+        """Keeps the loss (a detached view: no device op, no sync); :meth:`check` inspects them."""
+        value = loss.detach()
+        if self.first_loss is None:
+            self.first_loss = value.float().reshape(())
             if isinstance(logits, torch.Tensor) and logits.dim() > 0:
                 self.outputs = int(logits.shape[-1])
-        newly = (self.first_bad < 0) & ~torch.isfinite(value)
-        self.first_bad = torch.where(newly, step, self.first_bad)
-        self.bad_value = torch.where(newly, value, self.bad_value)
+        self.pending.append(value)
+        self.pending_steps.append(step)
+        if len(self.pending) >= self.FLUSH:
+            self.check()
 
     def _advice(self) -> str:
         return f"lower the learning rate (optimizer.lr is {self.lr:g})"
 
     def check(self, cause: BaseException | None = None) -> None:
-        if self.first_bad is None:
+        if not self.pending:
             return
-        step = int(self.first_bad)
-        if step >= 0:
-            raise DivergedError(f"training diverged: the training loss is {float(self.bad_value)} at step {step} "
+        losses = torch.stack([v.float().reshape(()) for v in self.pending])
+        steps, self.pending, self.pending_steps = self.pending_steps, [], []
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            i = int(bad[0])
+            raise DivergedError(f"training diverged: the training loss is {float(losses[i])} at step {steps[i]} "
                                 f"(of {self.steps}); {self._advice()}") from cause
 
     def check_validation(self, record: Mapping[str, float], step: int) -> None:

@@ -1,10 +1,14 @@
 """Per-step cost of keeping a mask: dense vs masked (tickets.MaskEnforcer) vs torch.nn.utils.prune.
 
-LeNet-300-100, batch 60, Adam, 80% of the weights pruned, one CPU thread. The three variants are
-timed in interleaved rounds in one process, and the script prints the median time per step and
-the ratio to dense.
+LeNet-300-100, batch 60, Adam, 80% of the weights pruned, one CPU thread. Dense and masked are the
+same model and optimizer with the ``MaskEnforcer`` detached or attached, so they differ by the mask
+alone (two model instances differ by memory placement, which on this machine moves a step by more
+than the mask costs); ``torch.nn.utils.prune`` has a model of its own. The variants are timed in
+short interleaved rounds in one process, and the script prints the median time per step, the
+ratio to dense, the median of the per-round masked/dense ratios (each pair side by side), and
+the cost of the mask multiply alone.
 
-    python scripts/bench_masking.py [--steps 200] [--rounds 15] [--threads 1]
+    python scripts/bench_masking.py [--steps 50] [--rounds 60] [--threads 1]
 """
 
 from __future__ import annotations
@@ -39,49 +43,74 @@ def timed_steps(model, opt, batches) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="steps per timed round")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=50, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--density", type=float, default=0.2)
+    parser.add_argument("--flush-denormal", action="store_true",
+                        help="flush subnormal floats to zero (torch.set_flush_denormal): zero-valued weights slow "
+                             "this CPU's backward by ~5%% without it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        raise SystemExit("--flush-denormal: not supported on this CPU")
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(60, 784, generator=g), torch.randint(0, 10, (60,), generator=g)) for _ in range(args.steps)]
 
-    variants = {}
     torch.manual_seed(0)
-    dense = LeNet300100()
-    variants["dense"] = (dense, torch.optim.Adam(dense.parameters(), lr=1.2e-3))
-
-    torch.manual_seed(0)
-    ours = LeNet300100()
-    mask = make_mask(ours, args.density)
-    MaskEnforcer(default_prunable(ours), mask).attach()
-    variants["tickets MaskEnforcer"] = (ours, torch.optim.Adam(ours.parameters(), lr=1.2e-3))
+    model = LeNet300100()
+    opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
+    mask = make_mask(model, args.density)
+    enforcer = MaskEnforcer(default_prunable(model), mask)
 
     torch.manual_seed(0)
     ref = LeNet300100()
     for name, module in [(n, m) for n, m in ref.named_modules() if isinstance(m, torch.nn.Linear)]:
         torch_prune.custom_from_mask(module, "weight", mask[f"{name}.weight"])
-    variants["torch.nn.utils.prune"] = (ref, torch.optim.Adam(ref.parameters(), lr=1.2e-3))
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=1.2e-3)
 
+    def dense_round(steps):
+        return timed_steps(model, opt, steps)
+
+    def masked_round(steps):
+        enforcer.attach()
+        enforcer.apply()  # the dense rounds trained the pruned weights back: zero them (untimed)
+        try:
+            return timed_steps(model, opt, steps)
+        finally:
+            enforcer.detach()
+
+    variants = {"dense": dense_round, "tickets MaskEnforcer": masked_round,
+                "torch.nn.utils.prune": lambda steps: timed_steps(ref, ref_opt, steps)}
     times: dict[str, list[float]] = {k: [] for k in variants}
-    for model, opt in variants.values():  # warm-up
-        timed_steps(model, opt, batches[:20])
+    for run in variants.values():  # warm-up
+        run(batches[:20])
     for r in range(args.rounds):
         order = list(variants) if r % 2 == 0 else list(reversed(variants))
         for name in order:
-            times[name].append(timed_steps(*variants[name], batches))
+            times[name].append(variants[name](batches))
 
     base = statistics.median(times["dense"])
     print(f"LeNet-300-100, batch 60, Adam, {100 * (1 - args.density):.0f}% pruned, "
-          f"{args.threads} thread(s), {args.rounds} rounds x {args.steps} steps")
+          f"{args.threads} thread(s), {args.rounds} rounds x {args.steps} steps"
+          + (", subnormals flushed" if args.flush_denormal else ""))
     print(f"{'variant':<22} {'ms/step':>8} {'vs dense':>9}")
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"{name:<22} {1000 * med:>8.3f} {med / base:>8.3f}x")
-    for p, m in zip(default_prunable(ours).values(), mask.values()):
-        assert torch.all(p.detach()[~m] == 0)
+    ratios = [x / y for x, y in zip(times["tickets MaskEnforcer"], times["dense"])]
+    print(f"masked/dense per round (side by side): median {statistics.median(ratios):.3f}x")
+    reps = 2000
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        enforcer.apply()
+    apply_ms = (time.perf_counter() - t0) / reps * 1e3
+    share = 100 * apply_ms / (1000 * base)
+    print(f"MaskEnforcer.apply() alone: {apply_ms:.3f} ms per step ({share:.1f}% of a dense step)")
+    with enforcer:
+        timed_steps(model, opt, batches[:5])
+        for p, m in zip(default_prunable(model).values(), mask.values()):
+            assert torch.all(p.detach()[~m] == 0)
 
 
 if __name__ == "__main__":

@@ -240,3 +240,19 @@ def test_a_diverging_early_bird_search_names_its_level(tmp_path):
     with pytest.raises(DivergedError, match=r"^level 1 early-bird search: .*training loss is nan at step 3"):
         runner.level_mask(1, previous)
     assert not (runner.run.level_dir(1) / "drawn.safetensors").exists()
+
+
+def test_the_guard_names_the_first_bad_step_whenever_it_is_checked(monkeypatch):
+    monkeypatch.setattr(DivergenceGuard, "FLUSH", 8)
+    guard = DivergenceGuard(steps=100, lr=0.1)
+    for step in range(1, 8):  # below the flush: nothing inspected yet, so nothing raised
+        guard.record(torch.tensor(math.inf if step in (5, 6) else 1.0), None, step)
+    with pytest.raises(DivergedError, match=r"training loss is inf at step 5 \(of 100\)"):
+        guard.record(torch.tensor(1.0), None, 8)  # the 8th loss flushes: the first bad one is named
+    clean = DivergenceGuard(steps=100, lr=0.1)
+    for step in range(1, 20):
+        clean.record(torch.tensor(float(step)), None, step)
+    assert len(clean.pending) == 19 - 16  # flushed twice, nothing kept that was checked
+    clean.record(torch.tensor(math.nan, dtype=torch.bfloat16), None, 20)
+    with pytest.raises(DivergedError, match="training loss is nan at step 20"):
+        clean.check()
