@@ -38,7 +38,7 @@ def test_compare_finders_checks_every_finder_before_training_any(tmp_path):
                            "--set", "pruning.early_bird.every=500", "--out", str(tmp_path / "cmp")],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.strip() == ("compare_finders: error: early_bird: pruning.early_bird.every: 500 is beyond "
+    assert proc.stderr.strip() == ("compare_finders: error: early_bird: config.pruning.early_bird.every: 500 is beyond "
                                    "train.steps (6)")
     assert not any(tmp_path.rglob("*.safetensors"))  # IMP, listed first, trained nothing
 
