@@ -44,6 +44,36 @@ BUILDERS = ("parquet", "imagefolder", "csv", "json", "arrow", "webdataset")  # n
 
 
 @dataclass
+class VariantConfig:
+    """A transformed copy of the dataset, made once at load time for every split (applied in
+    the order size, channels, rotate, permute_seed, invert; see domains/vision/variants.py)."""
+    size: int | None = None  # resize to size x size (bilinear, antialiased when shrinking, rounded)
+    channels: int | None = None  # 1: grayscale (channel mean, rounded); 3: grey replicated to RGB
+    rotate: int = 0  # degrees counter-clockwise: 0, 90, 180 or 270 (exact, torch.rot90)
+    permute_seed: int | None = None  # a fixed permutation of the pixel positions drawn from this seed
+    invert: bool = False  # 255 - x
+
+    def __post_init__(self):
+        def integer(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        # one spelling per rotation (no -90 or 360), so the same images have one experiment hash
+        if not integer(self.rotate) or self.rotate not in (0, 90, 180, 270):
+            raise ConfigError(f"rotate: degrees counter-clockwise, one of 0, 90, 180, 270, got {self.rotate!r}")
+        if self.size is not None and (not integer(self.size) or not 2 <= self.size <= 512):
+            raise ConfigError(f"size: the side in pixels, from 2 to 512 (or null), got {self.size!r}")
+        if self.channels is not None and (not integer(self.channels) or self.channels not in (1, 3)):
+            raise ConfigError(f"channels: 1 (grayscale) or 3 (RGB) or null, got {self.channels!r}")
+        if self.permute_seed is not None and (not integer(self.permute_seed) or self.permute_seed < 0):
+            raise ConfigError(f"permute_seed: a non-negative integer or null, got {self.permute_seed!r}")
+        if not isinstance(self.invert, bool):
+            raise ConfigError(f"invert: expected true or false, got {self.invert!r}")
+
+    def is_identity(self) -> bool:
+        return self == VariantConfig()
+
+
+@dataclass
 class VisionDataConfig:
     name: str = "mnist_subset"
     data_files: dict[str, str] | None = None  # for builders: {"train": ..., "test": ...}
@@ -58,6 +88,7 @@ class VisionDataConfig:
     augment: bool | None = None  # None: on for cifar10/100 (crop + flip) and svhn (crop), off otherwise
     max_train: int | None = None  # the first N training examples (after the fixed shuffle)
     split_seed: int = 0  # the fixed shuffle for carving validation/test
+    variant: VariantConfig = field(default_factory=VariantConfig)  # rotated, inverted, permuted, resized, ...
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -77,6 +108,8 @@ class VisionDataConfig:
             raise ConfigError(f"max_train: must be a positive integer or null, got {self.max_train!r}")
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
             raise ConfigError(f"split_seed: must be a non-negative integer, got {self.split_seed!r}")
+        if not isinstance(self.variant, VariantConfig):
+            raise ConfigError(f"variant: expected a mapping of variant settings, got {self.variant!r}")
         if self.data_files is not None:
             if not isinstance(self.data_files, dict) or not self.data_files:
                 raise ConfigError(f"data_files: expected a mapping of split to file(s), e.g. "

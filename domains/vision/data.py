@@ -27,6 +27,9 @@ what is left after another carve:
 ``max_train`` then keeps the first N training examples in that order; the validation and test
 splits do not change with it. The training table keeps the permuted order.
 
+``variant`` (rotated, inverted, pixel-permuted, resized, recoloured; see :mod:`.variants`) is
+then applied to every split, so ``input_shape``, ``mean`` and ``std`` are the variant's.
+
 Images are ``torch.uint8`` ``N x C x H x W`` (grayscale: 1 channel, anything else: RGB); labels
 are int64. ``mean`` and ``std`` are per channel, of the training split actually used, on the
 [0, 1] scale; :meth:`ImageData.to_inputs` makes the float inputs.
@@ -47,6 +50,7 @@ from domains.supervised import TensorTable
 
 from tickets.errors import ConfigError, did_you_mean
 
+from . import variants
 from .array_cache import cached
 from .augment import random_crop_flip
 from .config import BUILDERS, KNOWN, LOCAL, VisionDataConfig
@@ -100,6 +104,9 @@ def load(config: VisionDataConfig) -> ImageData:
         augment, flip = bool(config.augment), False
     else:
         tables, num_classes, augment, flip = _load_datasets(config)
+    if not config.variant.is_identity():
+        tables = {split: _table(variants.apply(t.columns["images"], config.variant), t.columns["labels"])
+                  for split, t in tables.items()}
     images = tables["train"].columns["images"]
     mean, std = _channel_stats(images)
     return ImageData(tables["train"], tables["validation"], tables["test"], tuple(images.shape[1:]), num_classes,
