@@ -23,15 +23,25 @@ def _run(args: argparse.Namespace) -> int:
     from . import distributed
 
     show = False if args.quiet else None
+    execute = None
+    if args.executor == "processes":
+        from .executors import run_processes
+
+        def execute(runners):
+            run_processes(runners, args.workers, threads=args.threads or None, show_progress=show)
     if experiment.config.seeds:
         from .seeds import run_seeds
 
-        path = run_seeds(experiment, args.out, make_runner, show_progress=show)
+        path = run_seeds(experiment, args.out, make_runner, show_progress=show, execute=execute)
         table_file = path / "summary.csv"
     else:
         runner = make_runner(experiment, args.out, show_progress=show)
         print(f"run directory: {runner.run.path}", file=sys.stderr)
-        path = runner.execute().path
+        if execute is None:
+            runner.execute()
+        else:
+            execute([runner])
+        path = runner.run.path
         table_file = path / "results.csv"
     if not distributed.is_main():
         return 0
@@ -83,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=["serial", "processes"], default="serial",
+                     help="serial: one stage after another (default); processes: a local pool of --workers "
+                          "processes, each taking the stages whose inputs are done")
+    run.add_argument("--workers", type=_threads, default=2, help="worker processes for --executor processes "
+                     "(default 2), each with its share of the CPU threads unless --threads")
     run.set_defaults(func=_run)
 
     rep = sub.add_parser("report", help="print a run's results table and write its plot")

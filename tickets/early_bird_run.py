@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import distributed, progress, store, validate
+from . import distributed, progress, stage_graph, store, validate
 from .artifact import FORMAT
 from .at_init import density_of
 from .divergence import nonfinite_buffers, nonfinite_tensors
@@ -37,6 +37,7 @@ from .errors import ArtifactError, ConfigError, DivergedError
 from .masks import Mask
 from .rewind import capture, load_state
 from .runner import Runner, seed_everything, stage_seed
+from .stage_graph import DENSE, Node
 from .store import read_json, write_json
 from .ticket_files import MASK_DTYPES
 
@@ -73,6 +74,12 @@ class EarlyBirdRun(Runner):
 
     def levels(self) -> list[int]:
         return list(range(1, len(self.config.pruning.compressions) + 1))
+
+    def mask_needs(self, level: int) -> list[Node]:
+        """The first level's search draws every level's ticket in one pass (θ0 from the dense
+        stage); a later level reads what it wrote, or searches alone where its files are missing."""
+        first = self.levels()[0]
+        return [DENSE] if level == first else [stage_graph.mask(first)]
 
     def _draw_path(self, level: int) -> Path:
         return self.run.level_dir(level) / "early_bird.json"

@@ -45,3 +45,16 @@ class DivergedError(RuntimeError):
     """Training diverged (a non-finite loss or weight, or an exploded loss): the stage is not
     recorded. Raised during a run, naming the stage and step; the fix is usually a lower
     learning rate."""
+
+
+class StagesFailedError(RuntimeError):
+    """Some stages of a run or study failed; the independent ones were still run. ``failures``:
+    (stage, message) pairs."""
+
+    def __init__(self, failures: list[tuple[str, str]], skipped: int = 0):
+        self.failures = failures
+        shown = "; ".join(f"{stage}: {msg}" for stage, msg in failures[:5])
+        more = f"; and {len(failures) - 5} more" if len(failures) > 5 else ""
+        after = f"; {skipped} stage(s) that need them were not run" if skipped else ""
+        super().__init__(f"{len(failures)} stage(s) failed: {shown}{more}{after}; rerun the same command to "
+                         "resume (finished stages are kept)")

@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .grasp import TEMPERATURE
 from .masks import Mask
 from .rewind import load_state
+from .stage_graph import DENSE, Node
 from .runner import Runner, stage_seed
 from .scorers import ScoringContext
 
@@ -63,6 +64,9 @@ class AtInitRun(Runner):
 
     def levels(self) -> list[int]:
         return list(range(1, len(self.config.pruning.compressions) + 1))
+
+    def mask_needs(self, level: int) -> list[Node]:
+        return [DENSE]  # every level scores θ0, which the dense stage writes first
 
     def level_mask(self, level: int, previous: Mask) -> Mask:
         cfg = self.config

@@ -93,8 +93,8 @@ def check_finished(runner: Runner, stages: list[tuple[int, str]]) -> bool:
     done = [(lvl, c) for lvl, c in stages if run.done(lvl, c)]
     run.rows()  # every finished stage's row, checked
     read: set[tuple[int, int]] = set()
-    for level, condition in done:
-        if condition == "ticket":
+    for level in sorted({lvl for lvl, _ in stages if lvl > 0}):  # a saved mask: its level's ticket
+        if (level, "ticket") in done or os.path.lexists(run.ticket_dir(level)):
             load_ticket(run, level, runner.shapes)
             _check_values(run.ticket_dir(level) / "rewind.safetensors", read)
     for level in sorted({lvl for lvl, _ in stages}):  # what a stage leaves for later ones to read

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import os
 import random as _random
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed, progress, resume
+from . import distributed, progress, resume, stage_graph
 from .artifact import Ticket
 from .collapse import diagnose
 from .config import Experiment
@@ -41,6 +42,7 @@ from .masks import Mask
 from .rewind import capture, random_mask, shuffled_mask
 from .run_dir import RunDir
 from .selection import Group, assign_groups, select_prunable
+from .stage_graph import DENSE, Node
 from .store import link_or_copy, write_tensors
 
 CONTROL_MASKS: dict[str, Callable[[Mask, torch.Generator], Mask]] = {
@@ -110,6 +112,7 @@ class Runner(abc.ABC):
                               f"weights and misplace the early-stop step); use {use}, or 0 to evaluate only at the end")
         self.domain.check_budget(self.config.train.steps, self.config.rewind.step)
         self.mask_seconds: dict[int, float] = {}
+        self._masks: dict[int, Mask] = {}
         self.check(template)
 
     # ---- what a strategy provides -----------------------------------------------------------
@@ -157,9 +160,44 @@ class Runner(abc.ABC):
         p = self.config.pruning
         return select_prunable(model, p.include, p.exclude, base=self.domain.prunable(model))
 
-    def execute(self) -> RunDir:
-        conditions = ["ticket", *self.config.controls]
-        stages = [(0, "dense")] + [(lvl, c) for lvl in self.levels() for c in conditions]
+    # ---- the stage graph (see tickets.stage_graph) --------------------------------------------
+    def graph(self) -> dict[Node, tuple[Node, ...]]:
+        """Every node of the run with the nodes it reads, in the serial schedule's order."""
+        graph: dict[Node, tuple[Node, ...]] = {DENSE: ()}
+        for level in self.levels():
+            graph[stage_graph.mask(level)] = tuple(self.mask_needs(level))
+            for condition in ("ticket", *self.config.controls):
+                graph[stage_graph.train(level, condition)] = (stage_graph.mask(level),)
+        return graph
+
+    def mask_needs(self, level: int) -> list[Node]:
+        """What ``level``'s mask reads: IMP prunes the previous level's trained ticket."""
+        levels = self.levels()
+        i = levels.index(level)
+        return [DENSE] if i == 0 else [stage_graph.train(levels[i - 1], "ticket")]
+
+    def node_done(self, node: Node) -> bool:
+        if node.kind == "mask":  # the level's ticket directory appears complete or not at all
+            return os.path.lexists(self.run.ticket_dir(node.level))
+        return self.run.done(node.level, node.condition)
+
+    def run_node(self, node: Node) -> None:
+        """Run one node whose inputs are done (every process, with data-parallel training)."""
+        if node.kind == "dense":
+            self._dense()
+        elif node.kind == "mask":
+            self._mask(node.level)
+        else:
+            self._stage(node.level, node.condition, self._mask_of(node.level))
+
+    def stages(self) -> list[tuple[int, str]]:
+        """The (level, condition) stages that leave a result row."""
+        return [(n.level, n.condition) for n in self.graph() if n.kind != "mask"]
+
+    def prepare(self) -> int:
+        """Claim the run directory (or check it holds this config), check every finished stage
+        and clean up after a killed run; the number of stages still to train."""
+        stages = self.stages()
         self.run.stages = stages  # only this run's stages are read back (not a stray copied file)
         try:
             self.run.check_claim(self.experiment.resolved())
@@ -172,40 +210,65 @@ class Runner(abc.ABC):
         todo = sum(not self.run.done(lvl, c) for lvl, c in stages)
         if todo < len(stages) and distributed.is_main():
             progress.message(f"resuming {self.run.path}: {len(stages) - todo} of {len(stages)} stages done")
-        try:
-            self._stages(stages, conditions, todo)
-        except ArtifactError as exc:  # a file of this run: say which stage and how to redo it
-            raise resume.with_hint(self.run, exc) from None
+        return todo
+
+    def write_table(self) -> None:
         if distributed.is_main():
             try:
                 self.run.write_table()  # also after a crash between a stage's row and the table
             except OSError as exc:
                 progress.message(f"tickets: warning: could not write {self.run.path / 'results.csv'}: "
                                  f"{exc.strerror or exc}")
+
+    def execute(self) -> RunDir:
+        """Run every node that is not done, in the serial schedule."""
+        from .executors import run_claimed
+
+        todo = self.prepare()
+        total = len(self.run.stages)
+        try:
+            with progress.bar(total, "stages", leave=True, force=self.show_progress) as bar:
+                bar.update(total - todo)
+                for node in stage_graph.serial_order(self.graph()):
+                    if not self.node_done(node):
+                        run_claimed(self, node)  # another process on this directory: wait for it
+                        bar.update(node.kind != "mask")
+        except ArtifactError as exc:  # a file of this run: say which stage and how to redo it
+            raise resume.with_hint(self.run, exc) from None
+        self.write_table()
         return self.run
 
-    def _stages(self, stages: list[tuple[int, str]], conditions: list[str], todo: int) -> None:
-        with progress.bar(len(stages), "stages", leave=True, force=self.show_progress) as bar:
-            bar.update(len(stages) - todo)
-            if not self.run.done(0, "dense"):
-                self._dense()
-                bar.update(1)
-            mask = Mask({n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
-            for level in self.levels():
-                if self.run.done(level, "ticket"):  # resumed: the level's ticket holds its mask
-                    ticket = resume.load_ticket(self.run, level, self.shapes)  # checked, and fit to the model
-                    mask, self.mask_seconds[level] = ticket.mask, ticket.meta.get("found", {}).get("mask_seconds")
-                else:
-                    t0 = time.perf_counter()
-                    mask = distributed.broadcast_mask(self.level_mask(level, mask))
-                    self.mask_seconds[level] = self.found_seconds(level, time.perf_counter() - t0)
-                if mask.empty_layers() and distributed.is_main():
-                    progress.message(f"warning: level {level} leaves no weight in {', '.join(mask.empty_layers())} "
-                                     "(layer collapse)")
-                for condition in conditions:
-                    if not self.run.done(level, condition):
-                        self._stage(level, condition, mask)
-                        bar.update(1)
+    def _mask(self, level: int) -> None:
+        """Find the level's mask and save its ticket (the mask with the ticket's start weights)."""
+        needs = self.graph()[stage_graph.mask(level)]
+        reads = [n.level for n in needs if n.kind == "train" and n.condition == "ticket"]
+        previous = self._mask_of(reads[0]) if reads else Mask(
+            {n: torch.ones(s, dtype=torch.bool) for n, s in self.shapes.items()})
+        t0 = time.perf_counter()
+        mask = distributed.broadcast_mask(self.level_mask(level, previous))
+        self.mask_seconds[level] = self.found_seconds(level, time.perf_counter() - t0)
+        if distributed.is_main():
+            if mask.empty_layers():
+                progress.message(f"warning: level {level} leaves no weight in {', '.join(mask.empty_layers())} "
+                                 "(layer collapse)")
+            model = self.domain.build_model(seed=self.config.seed)
+            self.load_start_weights(model, level)
+            rewind_file = self.ticket_rewind_file(level, model)
+            found = {**self.ticket_meta(level), "mask_seconds": self.mask_seconds[level]}
+            meta = {"domain": self.domain.name, "model": self.domain.model_identity(model),
+                    "found": found, "where": self.domain.describe(), "config_hash": self.experiment.hash()}
+            Ticket(mask, None if rewind_file else capture(model), meta).save(self.run.ticket_dir(level),
+                                                                           rewind_file=rewind_file)
+        self._masks[level] = mask
+        distributed.barrier()
+
+    def _mask_of(self, level: int) -> Mask:
+        """The level's mask: found in this process, or read (checked) from its saved ticket."""
+        if level not in self._masks:
+            ticket = resume.load_ticket(self.run, level, self.shapes)  # checked, and fit to the model
+            self._masks[level] = ticket.mask
+            self.mask_seconds[level] = ticket.meta.get("found", {}).get("mask_seconds")
+        return self._masks[level]
 
     def _dense(self) -> None:
         cfg = self.config
@@ -251,14 +314,6 @@ class Runner(abc.ABC):
             self.load_start_weights(model, level)
         if condition in CONTROL_MASKS:
             mask = CONTROL_MASKS[condition](mask, torch.Generator().manual_seed(seed), self.domain.output_axes(model))
-        if condition == "ticket" and distributed.is_main():
-            rewind_file = self.ticket_rewind_file(level, model)
-            found = {**self.ticket_meta(level), "mask_seconds": self.mask_seconds.get(level)}
-            meta = {"domain": self.domain.name, "model": self.domain.model_identity(model),
-                    "found": found, "where": self.domain.describe(),
-                    "config_hash": self.experiment.hash()}
-            ticket = Ticket(mask, None if rewind_file else capture(model), meta)
-            ticket.save(self.run.ticket_dir(level), rewind_file=rewind_file)
         # The reinit control starts from new random weights: moments accumulated along θ0 -> θk
         # would belong to another trajectory, so it gets a fresh optimizer, as at level 0.
         opt_state = None if condition == "reinit" else self.start_optimizer_state(level)

@@ -22,11 +22,15 @@ def summary_dir(experiment: Experiment, out: str | Path) -> Path:
     return Path(out) / f"{experiment.config.name}-{experiment.hash()}"
 
 
-def run_seeds(experiment: Experiment, out: str | Path, make_runner, *, show_progress=None) -> Path:
-    """Check every seed's runner first (bad input fails before any training), then run them."""
+def run_seeds(experiment: Experiment, out: str | Path, make_runner, *, show_progress=None, execute=None) -> Path:
+    """Check every seed's runner first (bad input fails before any training), then run them
+    (``execute(runners)``: an executor of :mod:`tickets.executors`; default one after another)."""
     runners = [make_runner(experiment.with_seed(s), out, show_progress=show_progress) for s in experiment.config.seeds]
-    for runner in runners:
-        runner.execute()
+    if execute is None:
+        for runner in runners:
+            runner.execute()
+    else:
+        execute(runners)
     path = summary_dir(experiment, out)
     for leftover in store.leftovers(path, {SUMMARY, "summary.csv", "plot.png"}.__contains__):
         store.remove(leftover)  # a killed earlier run's temporaries of these very files

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,10 +25,31 @@ from safetensors.torch import save_file
 
 from . import validate
 
-# The temporary names _atomic and staging_dir make: "." + target name + "." + mkstemp's 8
-# random characters + ".tmp"; and replace_dir's ".<name>.old".
-TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+# The temporary names _atomic and staging_dir make: "." + target name + "." + the writer
+# ("p<pid>h<host digest>.", so a process never removes the temporaries of a live writer: several
+# workers and study processes share a run directory) + mkstemp's 8 random characters + ".tmp";
+# and replace_dir's ".<name>.old". Temporaries without the writer (older versions) count as dead.
+TEMP_NAME = re.compile(r"\.(?P<name>.+?)\.(?:p(?P<pid>\d+)h(?P<host>[0-9a-f]{8})\.)?[a-z0-9_]{8}\.tmp")
 OLD_NAME = re.compile(r"\.(?P<name>.+)\.old")
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+REMOTE_WRITER_GRACE = 3600.0  # seconds: another host's writer cannot be asked whether it lives
+
+
+def _writer() -> str:
+    return f"p{os.getpid()}h{HOST}."
+
+
+def writer_alive(pid: int, host: str, mtime: float) -> bool:
+    """Whether the process that names a temporary may still be writing it."""
+    if host != HOST:
+        return time.time() - mtime < REMOTE_WRITER_GRACE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 @functools.cache
@@ -46,7 +70,7 @@ def umask() -> int:
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer()}", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -105,7 +129,7 @@ def replace_dir(src: Path, dst: Path) -> None:
 def staging_dir(dst: Path) -> Path:
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.{_writer()}", suffix=".tmp", dir=dst.parent))
     os.chmod(tmp, 0o777 & ~umask())
     return tmp
 
@@ -123,7 +147,8 @@ def link_or_copy(src: Path, dst: Path) -> None:
 def leftovers(directory: Path, names=None) -> list[Path]:
     """The temporaries a killed writer left directly in ``directory``: entries named exactly as
     ``_atomic``/``staging_dir`` name them (or replace_dir's ``.<name>.old``), regular files or
-    directories (never a symlink), for a target name accepted by ``names`` (default: any)."""
+    directories (never a symlink), for a target name accepted by ``names`` (default: any), whose
+    writer is gone (a live process's temporaries are its writes in progress)."""
     found = []
     try:
         entries = list(os.scandir(directory))
@@ -135,6 +160,13 @@ def leftovers(directory: Path, names=None) -> list[Path]:
             continue
         if entry.is_symlink() or not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
             continue
+        if m.re is TEMP_NAME and m["pid"] is not None:
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            if writer_alive(int(m["pid"]), m["host"], mtime):
+                continue  # a live writer's file in the making
         found.append(Path(entry.path))
     return sorted(found)
 

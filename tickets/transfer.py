@@ -17,6 +17,7 @@ from .config import load_experiment
 from .errors import ConfigError
 from .masks import Mask
 from .run_dir import RunDir
+from .stage_graph import Node
 from .runner import Runner, stage_seed
 from .store import read_json
 
@@ -97,6 +98,9 @@ class TransferRun(Runner):
 
     def levels(self) -> list[int]:
         return list(self.sources)
+
+    def mask_needs(self, level: int) -> list[Node]:
+        return []  # the source's tickets, loaded and fitted when the runner was built
 
     def level_mask(self, level: int, previous: Mask) -> Mask:
         return self._fit(self.tickets[level], self.domain.build_model(seed=self.config.seed), level)

@@ -1,0 +1,144 @@
+"""Stage graphs run by the process pool give the serial run's table; stages run once however many
+processes share a run directory; a failed stage does not stop the independent ones."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import vision_config
+from damaged_helpers import comparable
+from tickets import claims, stage_graph, store
+from tickets.config import load_experiment
+from tickets.errors import StagesFailedError
+from tickets.executors import run_processes
+from tickets.imp import make_runner
+from tickets.runner import Runner
+from tickets.seeds import aggregate, run_seeds
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(**kw):
+    return vision_config(**{"pruning.levels": 2, "train.steps": 20, "controls": ["reinit", "random_mask"], **kw})
+
+
+def serial_rows(cfg, out):
+    return comparable(make_runner(load_experiment(cfg), out, show_progress=False).execute().rows())
+
+
+def test_the_serial_schedule_is_the_graph_in_order():
+    runner = make_runner(load_experiment(tiny()), "/nonexistent-out", show_progress=False)
+    graph = runner.graph()
+    assert [str(n) for n in stage_graph.serial_order(graph)] == [
+        "level 0 dense", "level 1 mask", "level 1 ticket", "level 1 reinit", "level 1 random_mask",
+        "level 2 mask", "level 2 ticket", "level 2 reinit", "level 2 random_mask"]
+    assert graph[stage_graph.mask(2)] == (stage_graph.train(1, "ticket"),)  # IMP prunes the trained ticket
+    assert graph[stage_graph.train(2, "reinit")] == (stage_graph.mask(2),)
+
+
+def test_at_init_masks_need_only_the_dense_stage():
+    cfg = tiny(**{"pruning.method": "at_init", "pruning.scorer": "snip", "pruning.compressions": [2, 4]})
+    graph = make_runner(load_experiment(cfg), "/nonexistent-out", show_progress=False).graph()
+    assert graph[stage_graph.mask(1)] == graph[stage_graph.mask(2)] == (stage_graph.DENSE,)
+
+
+def test_two_worker_processes_give_the_serial_table_for_seeds_and_a_transfer(tmp_path):
+    seeds = tiny(seeds=[0, 1])
+    serial = aggregate(run_seeds(load_experiment(seeds), tmp_path / "serial", make_runner, show_progress=False))
+    pooled = aggregate(run_seeds(load_experiment(seeds), tmp_path / "pool", make_runner, show_progress=False,
+                                 execute=lambda runners: run_processes(runners, 2, threads=1, show_progress=False)))
+    assert [{k: v for k, v in r.items()} for r in pooled] == serial
+    for out in ("serial", "pool"):  # the transfer's source: seed 0's run under the same --out
+        source = tmp_path / out / f"tiny-{load_experiment(tiny()).hash()}"
+        transfer = tiny(name="moved", transfer={"source": str(source)},
+                        **{"domain.optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}})
+        runner = make_runner(load_experiment(transfer), tmp_path / out, show_progress=False)
+        if out == "serial":
+            expected = comparable(runner.execute().rows())
+        else:
+            run_processes([runner], 2, threads=1, show_progress=False)
+            assert comparable(runner.run.rows()) == expected
+    assert not list((tmp_path / "pool").rglob("*.claim")), "claims are released"
+
+
+def test_a_failed_stage_is_reported_and_the_independent_ones_still_run(tmp_path, monkeypatch):
+    original = Runner._stage
+
+    def stage(self, level, condition, mask):
+        if (level, condition) == (1, "reinit"):
+            raise RuntimeError("the reinit control broke")
+        return original(self, level, condition, mask)
+
+    monkeypatch.setattr(Runner, "_stage", stage)
+    runner = make_runner(load_experiment(tiny()), tmp_path, show_progress=False)
+    with pytest.raises(StagesFailedError, match=r"1 stage\(s\) failed: tiny level 1 reinit: the reinit control "
+                                                r"broke; rerun the same command to resume"):
+        run_processes([runner], 2, show_progress=False, pool=cf.ThreadPoolExecutor)
+    done = {(r["level"], r["condition"]) for r in runner.run.rows()}
+    assert done == {(0, "dense"), (1, "ticket"), (1, "random_mask"), (2, "ticket"), (2, "reinit"),
+                    (2, "random_mask")}
+    monkeypatch.setattr(Runner, "_stage", original)
+    assert comparable(make_runner(load_experiment(tiny()), tmp_path, show_progress=False).execute().rows()) == \
+        serial_rows(tiny(), tmp_path / "clean")  # a rerun resumes with the missing stage alone
+
+
+def test_two_commands_on_one_directory_train_each_stage_once(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(tiny(**{"train.steps": 40})))
+    cmd = [sys.executable, "-m", "tickets.cli", "run", str(cfg), "--out", str(tmp_path / "out"), "--quiet",
+           "--threads", "1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    trained = [line.split()[:3] for _, err in outs for line in err.splitlines() if line.startswith("level ")]
+    stages = [("level", str(lvl), c) for lvl, c in [(0, "dense"), *[(lv, c) for lv in (1, 2)
+                                                                       for c in ("ticket", "reinit", "random_mask")]]]
+    assert sorted(map(tuple, trained)) == sorted(stages), "every stage trained exactly once between the two"
+    run = next((tmp_path / "out").iterdir())
+    assert comparable(make_runner(load_experiment(tiny(**{"train.steps": 40})), tmp_path / "out",
+                                  show_progress=False).run.rows()) == \
+        serial_rows(tiny(**{"train.steps": 40}), tmp_path / "alone")
+    assert not list(run.rglob("*.claim"))
+
+
+def test_a_claim_blocks_while_its_holder_lives_and_not_after(tmp_path):
+    path = tmp_path / "level_01" / ".mask.claim"
+    held = claims.acquire(path)
+    assert held is not None and claims.acquire(path) is None  # this process holds it
+    held.release()
+    assert not path.exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    path.write_text(f'{{"host_digest": "{store.HOST}", "pid": {dead}}}')  # a killed worker's leftover
+    taken = claims.acquire(path)
+    assert taken is not None
+    taken.release()
+    path.write_text('{"host_digest": "0000abcd", "pid": 1}')  # another host's: its heartbeat decides
+    assert claims.acquire(path) is None
+    old = time.time() - claims.STALE - 5
+    os.utime(path, (old, old))
+    taken = claims.acquire(path)
+    assert taken is not None
+    taken.release()
+
+
+def test_a_live_writers_temporaries_are_not_leftovers(tmp_path):
+    mine = tmp_path / f".results.csv.p{os.getpid()}h{store.HOST}.abcdefgh.tmp"
+    mine.write_text("in the making")
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
+    dead = tmp_path / f".results.csv.p{dead_pid}h{store.HOST}.abcdefgh.tmp"
+    dead.write_text("killed")
+    legacy = tmp_path / ".results.csv.abcdefgh.tmp"
+    legacy.write_text("an older version's")
+    assert store.leftovers(tmp_path) == sorted([dead, legacy])
