@@ -62,7 +62,7 @@ def test_shipped_config_hashes_are_pinned():
 
 
 def test_every_shipped_config_validates():
-    configs = sorted((ROOT / "configs").glob("*/*.yaml"))
+    configs = sorted(p for p in (ROOT / "configs").glob("*/*.yaml") if p.parent.name != "studies")
     assert configs
     for path in configs:
         load_experiment(path)
