@@ -143,3 +143,37 @@ def test_a_live_writers_temporaries_are_not_leftovers(tmp_path):
     legacy = tmp_path / ".results.csv.abcdefgh.tmp"
     legacy.write_text("an older version's")
     assert store.leftovers(tmp_path) == sorted([dead, legacy])
+
+
+def test_ray_on_a_local_instance_gives_the_serial_table_for_seeds_and_a_transfer(tmp_path):
+    pytest.importorskip("ray")
+    from tickets.ray_executor import run_ray
+
+    seeds = tiny(seeds=[0, 1])
+    serial = aggregate(run_seeds(load_experiment(seeds), tmp_path / "serial", make_runner, show_progress=False))
+    on_ray = aggregate(run_seeds(load_experiment(seeds), tmp_path / "ray", make_runner, show_progress=False,
+                                 execute=lambda runners: run_ray(runners, cpus=1, show_progress=False)))
+    assert on_ray == serial
+    rows = {}
+    for out in ("serial", "ray"):
+        source = tmp_path / out / f"tiny-{load_experiment(tiny()).hash()}"
+        transfer = tiny(name="moved", transfer={"source": str(source)})
+        runner = make_runner(load_experiment(transfer), tmp_path / out, show_progress=False)
+        if out == "serial":
+            runner.execute()
+        else:
+            run_ray([runner], cpus=1, show_progress=False)
+        rows[out] = comparable(runner.run.rows())
+    assert rows["ray"] == rows["serial"] and len(rows["ray"]) == 7
+
+
+def test_without_ray_the_error_says_how_to_install_it(tmp_path, monkeypatch):
+    from tickets.errors import ConfigError
+    from tickets.ray_executor import run_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    runner = make_runner(load_experiment(tiny()), tmp_path, show_progress=False)
+    with pytest.raises(ConfigError, match=r"Ray is not installed; install the extra with pip install -c "
+                                          r"constraints.txt \"\.\[ray\]\""):
+        run_ray([runner])
+    assert not any(tmp_path.iterdir())

@@ -29,6 +29,12 @@ def _run(args: argparse.Namespace) -> int:
 
         def execute(runners):
             run_processes(runners, args.workers, threads=args.threads or None, show_progress=show)
+    elif args.executor == "ray":
+        from .ray_executor import run_ray
+
+        def execute(runners):
+            run_ray(runners, address=args.address, cpus=args.cpus_per_stage, gpus=args.gpus_per_stage,
+                    show_progress=show)
     if experiment.config.seeds:
         from .seeds import run_seeds
 
@@ -93,9 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--executor", choices=["serial", "processes"], default="serial",
+    run.add_argument("--executor", choices=["serial", "processes", "ray"], default="serial",
                      help="serial: one stage after another (default); processes: a local pool of --workers "
-                          "processes, each taking the stages whose inputs are done")
+                          "processes, each taking the stages whose inputs are done; ray: each stage a Ray task "
+                          "(pip install '.[ray]')")
+    run.add_argument("--address", default=None, help="--executor ray: a running cluster ('auto' or HOST:PORT; "
+                     "default: a local Ray instance with every CPU)")
+    run.add_argument("--cpus-per-stage", type=float, default=1.0, help="--executor ray: CPUs per stage (default 1)")
+    run.add_argument("--gpus-per-stage", type=float, default=0.0,
+                     help="--executor ray: GPUs per stage, fractions share a GPU (default 0)")
     run.add_argument("--workers", type=_threads, default=2, help="worker processes for --executor processes "
                      "(default 2), each with its share of the CPU threads unless --threads")
     run.set_defaults(func=_run)

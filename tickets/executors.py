@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 POLL = 1.0  # seconds between looks at a stage another process holds
-EXECUTORS = ("serial", "processes")
+EXECUTORS = ("serial", "processes", "ray")
 
 
 def claim_path(runner: Runner, node: Node) -> Path:
@@ -68,11 +68,18 @@ def _init_worker(threads: int) -> None:
     os.environ.setdefault("TICKETS_PROGRESS", "0")
 
 
-def _work(resolved: dict, out: str, node: Node) -> bool:
+def _work(resolved: dict, out: str, node: Node, threads: int | None = None, cwd: str | None = None) -> bool:
     """In a worker: the node of the experiment ``resolved`` under ``out``; the runner is built once
-    per worker and experiment."""
+    per worker and experiment. ``threads``/``cwd``: set for workers the pool did not start (Ray's)."""
     from .config import load_experiment
     from .imp import make_runner
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    if cwd is not None and os.path.isdir(cwd):
+        os.chdir(cwd)  # config paths in the experiment (a transfer's source YAML) are the driver's
 
     key = repr((sorted(resolved.items(), key=str), out))
     runner = _WORKER.get(key)
@@ -92,7 +99,7 @@ def run_processes(runners: list[Runner], workers: int, *, threads: int | None = 
     if distributed.active():
         raise RuntimeError("--executor processes: not under a data-parallel launch (accelerate launch); "
                            "use the serial executor there")
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
     graphs = {i: r.graph() for i, r in enumerate(runners)}
     for r in runners:
         r.prepare()
@@ -103,7 +110,7 @@ def run_processes(runners: list[Runner], workers: int, *, threads: int | None = 
     blocked: set[tuple[int, Node]] = set()
     running: dict[cf.Future, tuple[int, Node]] = {}
     retry_at: dict[tuple[int, Node], float] = {}
-    jobs = {i: (r.experiment.resolved(), str(r.run.path.parent)) for i, r in enumerate(runners)}
+    jobs = {i: (r.experiment.resolved(), str(r.run.path.parent.resolve())) for i, r in enumerate(runners)}
     if pool is None:
         context = multiprocessing.get_context("spawn")  # torch's threads do not survive a fork
         executor = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
