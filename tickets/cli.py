@@ -23,18 +23,7 @@ def _run(args: argparse.Namespace) -> int:
     from . import distributed
 
     show = False if args.quiet else None
-    execute = None
-    if args.executor == "processes":
-        from .executors import run_processes
-
-        def execute(runners):
-            run_processes(runners, args.workers, threads=args.threads or None, show_progress=show)
-    elif args.executor == "ray":
-        from .ray_executor import run_ray
-
-        def execute(runners):
-            run_ray(runners, address=args.address, cpus=args.cpus_per_stage, gpus=args.gpus_per_stage,
-                    show_progress=show)
+    execute = _executor(args, show)
     if experiment.config.seeds:
         from .seeds import run_seeds
 
@@ -54,6 +43,46 @@ def _run(args: argparse.Namespace) -> int:
     table, png = report(path)
     print(table)
     print(f"\nresults: {table_file}" + (f"\nplot:    {png}" if png is not None else ""))
+    return 0
+
+
+def _executor(args: argparse.Namespace, show):
+    """The executor the flags choose, as ``execute(runners)``; None: serial."""
+    if args.executor == "processes":
+        from .executors import run_processes
+
+        return lambda runners: run_processes(runners, args.workers, threads=args.threads or None,
+                                             show_progress=show)
+    if args.executor == "ray":
+        from .ray_executor import run_ray
+
+        return lambda runners: run_ray(runners, address=args.address, cpus=args.cpus_per_stage,
+                                       gpus=args.gpus_per_stage, show_progress=show)
+    return None
+
+
+def _study(args: argparse.Namespace) -> int:
+    if args.target == "report":
+        if not args.dir:
+            raise errors.ConfigError("tickets study report: give the study directory (<out>/<study name>)")
+        from .study_report import report
+
+        print(f"report: {report(args.dir, tolerance=args.tolerance)}")
+        return 0
+    from .study import load_study
+
+    study = load_study(args.target, args.out)  # every entry checked before anything runs
+    from .imp import make_runner
+    from .study_report import report
+    from .study_run import run_study
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    show = False if args.quiet else None
+    directory = run_study(study, make_runner, _executor(args, show), show_progress=show)
+    print(f"study: {directory}\nreport: {report(directory, tolerance=args.tolerance)}")
     return 0
 
 
@@ -79,6 +108,24 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor_flags(parser: argparse.ArgumentParser) -> None:
+    if not any(a.dest == "threads" for a in parser._actions):
+        parser.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
+    if not any(a.dest == "quiet" for a in parser._actions):
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--executor", choices=["serial", "processes", "ray"], default="serial",
+                     help="serial: one stage after another (default); processes: a local pool of --workers "
+                          "processes, each taking the stages whose inputs are done; ray: each stage a Ray task "
+                          "(pip install '.[ray]')")
+    parser.add_argument("--address", default=None, help="--executor ray: a running cluster ('auto' or HOST:PORT; "
+                     "default: a local Ray instance with every CPU)")
+    parser.add_argument("--cpus-per-stage", type=float, default=1.0, help="--executor ray: CPUs per stage (default 1)")
+    parser.add_argument("--gpus-per-stage", type=float, default=0.0,
+                     help="--executor ray: GPUs per stage, fractions share a GPU (default 0)")
+    parser.add_argument("--workers", type=_threads, default=2, help="worker processes for --executor processes "
+                     "(default 2), each with its share of the CPU threads unless --threads")
+
+
 def _threads(text: str) -> int:
     try:
         n = int(text)
@@ -99,18 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--executor", choices=["serial", "processes", "ray"], default="serial",
-                     help="serial: one stage after another (default); processes: a local pool of --workers "
-                          "processes, each taking the stages whose inputs are done; ray: each stage a Ray task "
-                          "(pip install '.[ray]')")
-    run.add_argument("--address", default=None, help="--executor ray: a running cluster ('auto' or HOST:PORT; "
-                     "default: a local Ray instance with every CPU)")
-    run.add_argument("--cpus-per-stage", type=float, default=1.0, help="--executor ray: CPUs per stage (default 1)")
-    run.add_argument("--gpus-per-stage", type=float, default=0.0,
-                     help="--executor ray: GPUs per stage, fractions share a GPU (default 0)")
-    run.add_argument("--workers", type=_threads, default=2, help="worker processes for --executor processes "
-                     "(default 2), each with its share of the CPU threads unless --threads")
+    _executor_flags(run)
     run.set_defaults(func=_run)
+
+    study = sub.add_parser("study", help="run a study (configs/studies/*.yaml), or 'study report DIR'")
+    study.add_argument("target", help="a study YAML, or 'report'")
+    study.add_argument("dir", nargs="?", help="with 'report': the study directory (<out>/<study name>)")
+    study.add_argument("--out", default="runs", help="parent directory of run directories (default: runs)")
+    study.add_argument("--tolerance", type=float, default=0.01,
+                       help="a ticket matches dense within this fraction of the dense value (default 0.01)")
+    _executor_flags(study)
+    study.set_defaults(func=_study)
 
     rep = sub.add_parser("report", help="print a run's results table and write its plot")
     rep.add_argument("run_dir")

@@ -1,0 +1,72 @@
+"""A study runs its entries (sources before their targets) on an executor, and its report reads
+every run back: the LTH summary per experiment, the transfer matrix with the diagonal, the figure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import vision_config
+from tickets import store
+from tickets.errors import ArtifactError
+from tickets.executors import run_processes
+from tickets.imp import make_runner
+from tickets.study import load_study
+from tickets.study_report import bootstrap, read_study, report, within
+from tickets.study_run import run_study
+
+
+def tiny_study(tmp_path):
+    base = vision_config(**{"pruning.levels": 2, "train.steps": 20, "controls": ["reinit", "random_mask"]})
+    (tmp_path / "adam.yaml").write_text(yaml.safe_dump(base))
+    sgd = {**base, "name": "tiny_sgd", "domain": {**base["domain"], "optimizer": {"name": "sgd", "lr": 0.05}}}
+    (tmp_path / "sgd.yaml").write_text(yaml.safe_dump(sgd))
+    study = {"name": "mini", "seeds": [0, 1],
+             "transfer": {"sources": [{"label": "adam", "config": "adam.yaml"}, {"label": "sgd", "config": "sgd.yaml"}],
+                          "targets": [{"label": "adam"}, {"label": "sgd"}], "levels": [1, 2],
+                          "controls": ["reinit", "random_mask"]}}
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def test_a_study_runs_on_the_pool_and_its_report_holds_every_cell(tmp_path):
+    study = load_study(tiny_study(tmp_path), tmp_path / "out")
+    directory = run_study(study, make_runner, lambda rs: run_processes(rs, 2, threads=1, show_progress=False),
+                          show_progress=False)
+    info = read_study(directory)
+    assert [e["role"] for e in info["entries"]].count("target") == 4  # 2 off-diagonal pairs x 2 seeds
+    md = report(directory).read_text()
+    assert "| adam | vision | 2 | accuracy |" in md and "| sgd | vision | 2 | accuracy |" in md
+    matrix = md[md.index("## Transfer"):]
+    rows = [line.split(" |")[0] for line in matrix.splitlines() if line.startswith("| ") and "\\" not in line]
+    assert sorted(rows) == ["| adam", "| adam", "| sgd", "| sgd"]  # a row per source, per level
+    assert (directory / "cross_domain.png").stat().st_size > 0
+    # the cell adam -> sgd at level 2 is the mean over seeds of the target runs' ticket rows
+    runs = [e["run"] for e in info["entries"] if e["source"] == "adam" and e["target"] == "sgd"]
+    from tickets.run_dir import RunDir
+    values = [next(r["value"] for r in RunDir(run).rows() if r["level"] == 2 and r["condition"] == "ticket")
+              for run in runs]
+    row = next(line for line in md[md.index("Level 2"):].splitlines() if line.startswith("| adam |"))
+    assert f"{sum(values) / 2:.3f} (" in row.split("|")[3]
+    again = run_study(study, make_runner, show_progress=False)  # done: nothing trains again
+    assert again == directory
+
+
+def test_the_report_refuses_a_damaged_study_file(tmp_path):
+    store.write_json(tmp_path / "study.json", {"name": "x", "entries": [{"label": "a"}]})
+    with pytest.raises(ArtifactError, match=r"study.json: entries\[0\].group: expected a non-empty string"):
+        report(tmp_path)
+    (tmp_path / "study.json").write_text(json.dumps({"name": "x", "entries": []}))
+    with pytest.raises(ArtifactError, match="entries"):
+        report(tmp_path)
+
+
+def test_the_tolerance_and_the_interval():
+    assert within(0.991, 1.0, "accuracy", 0.01) and not within(0.989, 1.0, "accuracy", 0.01)
+    assert within(101.0, 100.0, "perplexity", 0.01) and not within(101.5, 100.0, "perplexity", 0.01)
+    lo, hi = bootstrap([1.0, 2.0, 3.0])
+    assert 1.0 <= lo < 2.0 < hi <= 3.0
+    assert bootstrap([0.5, 0.5]) == (0.5, 0.5)

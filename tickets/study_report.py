@@ -1,0 +1,208 @@
+"""The study report (``tickets study report DIR``): ``report.md`` with its figures, from the runs
+``study.json`` lists, every row read back checked (:meth:`tickets.run_dir.RunDir.rows`).
+
+* Per experiment (seeds aggregated): the dense value, the sparsest level whose ticket stays within
+  ``tolerance`` of dense (relative: ticket >= dense x (1 - tol), or <= dense x (1 + tol) for metrics
+  where lower is better), the ticket-minus-control gap per level with its spread over seeds and a
+  bootstrap 95% interval of the ticket's mean (seeds resampled; with 2 seeds it is crude, say so).
+* A cross-domain figure: each experiment's value relative to its dense network against weights
+  remaining, ticket and controls, mean ± std over seeds, one panel per domain.
+* Transfer matrices: source x target, the ticket's value at each transferred level and its gap over
+  each control; the diagonal is the target's own IMP ticket at the same level.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from . import store, validate
+from .errors import ArtifactError
+from .run_dir import RunDir
+from .study_run import STUDY_FILE
+
+LOWER_IS_BETTER = {"perplexity", "loss", "mse", "mae"}
+TOLERANCE = 0.01
+
+
+def read_study(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / STUDY_FILE
+    info = store.read_json(path)
+    validate.check_fields(path, info, {
+        "name": (lambda v: isinstance(v, str) and bool(v), "a name"),
+        "entries": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(e, dict) for e in v),
+                    "a list of entries"),
+    }, STUDY_FILE)
+    for i, e in enumerate(info["entries"]):
+        for key in ("label", "group", "role", "run", "domain"):
+            if not isinstance(e.get(key), str) or not e[key]:
+                raise ArtifactError(f"{path}: entries[{i}].{key}: expected a non-empty string", path)
+    return info
+
+
+def bootstrap(values: list[float], *, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95% percentile interval of the mean, resampling ``values`` (the seeds)."""
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(n))
+    return means[int(0.025 * n)], means[int(0.975 * n) - 1]
+
+
+def aggregate(rows_per_seed: list[list[dict]]) -> dict[tuple[int, str], dict[str, Any]]:
+    cells: dict[tuple[int, str], list[dict]] = defaultdict(list)
+    for rows in rows_per_seed:
+        for r in rows:
+            cells[(r["level"], r["condition"])].append(r)
+    out = {}
+    for key, rs in cells.items():
+        values = [r["value"] for r in rs]
+        out[key] = {"level": key[0], "condition": key[1], "metric": rs[0]["metric"], "values": values,
+                    "value": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "weights_remaining_pct": statistics.fmean(r["weights_remaining_pct"] for r in rs),
+                    "early_stop_step": _mean([r.get("early_stop_step") for r in rs]),
+                    "wall_seconds": sum(r.get("wall_seconds") or 0.0 for r in rs)}
+    return out
+
+
+def _mean(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.fmean(xs) if xs else None
+
+
+def within(value: float, dense: float, metric: str, tolerance: float) -> bool:
+    if metric in LOWER_IS_BETTER:
+        return value <= dense * (1 + tolerance)
+    return value >= dense * (1 - tolerance)
+
+
+def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
+    directory = Path(directory)
+    info = read_study(directory)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for e in info["entries"]:
+        groups[e["group"]].append(e)
+    data: dict[str, dict] = {}
+    missing = []
+    for group, entries in groups.items():
+        runs = [e["run"] for e in entries if Path(e["run"], "config.yaml").exists()]
+        missing += [e["label"] for e in entries if e["run"] not in runs]
+        rows = [RunDir(run).rows() for run in runs]
+        if rows:
+            data[group] = {"entry": entries[0], "cells": aggregate(rows), "seeds": len(rows)}
+    lines = [f"# Study {info['name']}", "", f"Tolerance: a ticket counts as matching dense within "
+             f"{100 * tolerance:g}% of the dense value (relative). Means over seeds; ± is the standard "
+             "deviation, [..] a bootstrap 95% interval of the mean (crude with 2-3 seeds)."]
+    if missing:
+        lines += ["", f"Not run (no run directory yet): {', '.join(missing)}."]
+    lines += ["", "## Experiments", "", "| experiment | domain | seeds | metric | dense | sparsest within tolerance "
+              "(weights %) | ticket there | wall s |", "|---|---|---:|---|---:|---:|---:|---:|"]
+    details = []
+    for group, d in data.items():
+        if d["entry"]["role"] == "target":
+            continue
+        cells, e = d["cells"], d["entry"]
+        dense = cells.get((0, "dense"))
+        if dense is None:
+            continue
+        tickets = sorted((c for (lvl, cond), c in cells.items() if cond == "ticket"), key=lambda c: c["level"])
+        ok = [c for c in tickets if within(c["value"], dense["value"], dense["metric"], tolerance)]
+        best = min(ok, key=lambda c: c["weights_remaining_pct"]) if ok else None
+        wall = sum(c["wall_seconds"] for c in cells.values())
+        there = f"{best['value']:.4f} ± {best['std']:.4f}" if best else "none"
+        lines.append(f"| {group} | {e['domain']} | {d['seeds']} | {dense['metric']} | {dense['value']:.4f} | "
+                     f"{best['weights_remaining_pct']:.1f} | {there} | {wall:.0f} |" if best else
+                     f"| {group} | {e['domain']} | {d['seeds']} | {dense['metric']} | {dense['value']:.4f} | none | "
+                     f"{there} | {wall:.0f} |")
+        controls = sorted({cond for (_, cond) in cells if cond not in ("dense", "ticket")})
+        details += ["", f"### {group}", "", "| level | weights % | ticket | 95% interval | early stop | "
+                    + " | ".join(f"ticket − {c}" for c in controls) + " |",
+                    "|---:|---:|---:|---|---:|" + "---:|" * len(controls)]
+        for c in tickets:
+            lo, hi = bootstrap(c["values"])
+            gaps = []
+            for control in controls:
+                other = cells.get((c["level"], control))
+                gaps.append("" if other is None else f"{c['value'] - other['value']:+.4f}")
+            stop = "" if c["early_stop_step"] is None else f"{c['early_stop_step']:.0f}"
+            details.append(f"| {c['level']} | {c['weights_remaining_pct']:.1f} | {c['value']:.4f} ± {c['std']:.4f} "
+                           f"| [{lo:.4f}, {hi:.4f}] | {stop} | " + " | ".join(gaps) + " |")
+    lines += details
+    lines += _transfer_section(data, directory)
+    figure = _cross_domain_figure(data, directory / "cross_domain.png")
+    if figure:
+        lines += ["", "## Across domains", "", f"![value relative to dense]({figure.name})"]
+    path = directory / "report.md"
+    store.write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _transfer_section(data: dict[str, dict], directory: Path) -> list[str]:
+    targets = {g: d for g, d in data.items() if d["entry"]["role"] == "target"}
+    if not targets:
+        return []
+    out = ["", "## Transfer", ""]
+    levels = sorted({lvl for d in targets.values() for (lvl, cond) in d["cells"] if cond == "ticket"})
+    sources = sorted({d["entry"]["source"] for d in targets.values()})
+    cols = sorted({d["entry"]["target"] for d in targets.values()} | set(sources))
+    for level in levels:
+        out += [f"Level {level}: the ticket's value (its gap over each control).", "",
+                "| source \\ target | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        for s in sources:
+            cells = []
+            for t in cols:
+                d = next((d for d in targets.values() if d["entry"]["source"] == s and d["entry"]["target"] == t),
+                         None)
+                if d is None and s == t:  # the diagonal: the source's own IMP ticket
+                    d = next((d for d in data.values() if d["entry"]["group"] == s), None)
+                cell = d["cells"].get((level, "ticket")) if d else None
+                if cell is None:
+                    cells.append("")
+                    continue
+                gaps = [f"{c}: {cell['value'] - d['cells'][(level, c)]['value']:+.3f}" for (lvl, c) in d["cells"]
+                        if lvl == level and c not in ("ticket", "dense")]
+                cells.append(f"{cell['value']:.3f} ({', '.join(gaps)})" if gaps else f"{cell['value']:.3f}")
+            out.append(f"| {s} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
+def _cross_domain_figure(data: dict[str, dict], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plot import STYLE
+
+    panels: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    for group, d in data.items():
+        if d["entry"]["role"] != "target" and (0, "dense") in d["cells"]:
+            panels[d["entry"]["domain"]].append((group, d["cells"]))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (domain, groups) in zip(axes[0], sorted(panels.items())):
+        for k, (group, cells) in enumerate(groups):
+            dense = cells[(0, "dense")]["value"]
+            style = ("-", "--", ":", "-.")[k % 4]  # conditions by colour, experiments by line
+            for condition in sorted({c for (_, c) in cells if c != "dense"}):
+                pts = sorted(((c["weights_remaining_pct"], c["value"] / dense, c["std"] / abs(dense))
+                              for (lvl, cond), c in cells.items() if cond == condition), reverse=True)
+                xs, ys, ss = zip(*pts)
+                color, marker = STYLE.get(condition, (None, "x"))
+                ax.plot(xs, ys, marker=marker, color=color, linestyle=style, label=f"{group} {condition}")
+                ax.fill_between(xs, [y - s for y, s in zip(ys, ss)], [y + s for y, s in zip(ys, ss)],
+                                color=color, alpha=0.15)
+        ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_title(domain)
+        ax.set_xlabel("weights remaining (%)")
+        ax.set_ylabel("value / dense")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
