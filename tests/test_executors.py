@@ -177,3 +177,51 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path, monkeypatch):
                                           r"constraints.txt \"\.\[ray\]\""):
         run_ray([runner])
     assert not any(tmp_path.iterdir())
+
+
+def _start(cfg: Path, out: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "tickets.cli", "run", str(cfg), "--out", str(out), "--quiet",
+           "--executor", "processes", "--workers", "2"]
+    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_for_results(out: Path, n: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 300
+    while len(list(out.rglob("*.result.json"))) < n:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(c) for c in children
+            if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+
+
+@pytest.mark.parametrize("kill", ["driver and workers", "one worker"])
+def test_a_pool_killed_mid_way_resumes_to_the_same_table(tmp_path, kill):
+    import signal
+
+    cfg_dict = tiny(**{"train.steps": 60, "pruning.levels": 3})
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(cfg_dict))
+    out = tmp_path / "out"
+    proc = _start(cfg, out)
+    _wait_for_results(out, 3, proc)
+    if kill == "driver and workers":
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        os.kill(_workers_of(proc.pid)[0], signal.SIGKILL)
+    code = proc.wait(timeout=120)
+    proc.communicate()
+    assert code != 0  # killed, or a stage reported lost with its worker
+    done = len(list(out.rglob("*.result.json")))
+    assert done < 10, "killed before the end (10 stages in all)"
+    again = _start(cfg, out)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-2000:]
+    assert comparable(make_runner(load_experiment(cfg_dict), out, show_progress=False).run.rows()) == \
+        serial_rows(cfg_dict, tmp_path / "alone")
+    assert not list(out.rglob("*.claim"))
