@@ -149,6 +149,7 @@ def _transfer_section(data: dict[str, dict], directory: Path) -> list[str]:
     for level in levels:
         out += [f"Level {level}: the ticket's value (its gap over each control).", "",
                 "| source \\ target | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        grid: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
         for s in sources:
             cells = []
             for t in cols:
@@ -160,12 +161,48 @@ def _transfer_section(data: dict[str, dict], directory: Path) -> list[str]:
                 if cell is None:
                     cells.append("")
                     continue
-                gaps = [f"{c}: {cell['value'] - d['cells'][(level, c)]['value']:+.3f}" for (lvl, c) in d["cells"]
-                        if lvl == level and c not in ("ticket", "dense")]
+                gap = {c: cell["value"] - d["cells"][(level, c)]["value"] for (lvl, c) in d["cells"]
+                       if lvl == level and c not in ("ticket", "dense")}
+                grid[(s, t)] = (cell["value"], gap)
+                gaps = [f"{c}: {g:+.3f}" for c, g in gap.items()]
                 cells.append(f"{cell['value']:.3f} ({', '.join(gaps)})" if gaps else f"{cell['value']:.3f}")
             out.append(f"| {s} | " + " | ".join(cells) + " |")
-        out.append("")
+        figure = _heat_map(grid, sources, cols, level, directory / f"transfer_level_{level:02d}.png")
+        out += ["", f"![transfer at level {level}]({figure.name})", ""]
     return out
+
+
+def _heat_map(grid, sources: list[str], targets: list[str], level: int, path: Path) -> Path:
+    """Source x target: the ticket's value, and its gap over each control, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    controls = sorted({c for _, gap in grid.values() for c in gap})
+    panels = [("ticket", lambda v, g: v)] + [(f"ticket − {c}", lambda v, g, c=c: g.get(c, float("nan")))
+                                             for c in controls]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    for ax, (title, value_of) in zip(axes[0], panels):
+        m = [[value_of(*grid[(s, t)]) if (s, t) in grid else float("nan") for t in targets] for s in sources]
+        diverging = title != "ticket"
+        bound = max((abs(x) for row in m for x in row if x == x), default=1.0) or 1.0
+        im = ax.imshow(m, cmap="RdBu" if diverging else "viridis",
+                       **({"vmin": -bound, "vmax": bound} if diverging else {}))
+        for i, row in enumerate(m):
+            for j, x in enumerate(row):
+                if x == x:
+                    ax.text(j, i, f"{x:+.3f}" if diverging else f"{x:.3f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(sources)), sources, fontsize=7)
+        ax.set_xlabel("target")
+        ax.set_ylabel("source")
+        ax.set_title(f"level {level}: {title}", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _cross_domain_figure(data: dict[str, dict], path: Path) -> Path | None:
