@@ -93,7 +93,7 @@ def test_a_failed_stage_is_reported_and_the_independent_ones_still_run(tmp_path,
 
 def test_two_commands_on_one_directory_train_each_stage_once(tmp_path):
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump(tiny(**{"train.steps": 40})))
+    cfg.write_text(yaml.safe_dump(tiny(**{"train.steps": 30})))
     cmd = [sys.executable, "-m", "tickets.cli", "run", str(cfg), "--out", str(tmp_path / "out"), "--quiet",
            "--threads", "1"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -106,9 +106,9 @@ def test_two_commands_on_one_directory_train_each_stage_once(tmp_path):
                                                                        for c in ("ticket", "reinit", "random_mask")]]]
     assert sorted(map(tuple, trained)) == sorted(stages), "every stage trained exactly once between the two"
     run = next((tmp_path / "out").iterdir())
-    assert comparable(make_runner(load_experiment(tiny(**{"train.steps": 40})), tmp_path / "out",
+    assert comparable(make_runner(load_experiment(tiny(**{"train.steps": 30})), tmp_path / "out",
                                   show_progress=False).run.rows()) == \
-        serial_rows(tiny(**{"train.steps": 40}), tmp_path / "alone")
+        serial_rows(tiny(**{"train.steps": 30}), tmp_path / "alone")
     assert not list(run.rglob("*.claim"))
 
 
@@ -145,6 +145,7 @@ def test_a_live_writers_temporaries_are_not_leftovers(tmp_path):
     assert store.leftovers(tmp_path) == sorted([dead, legacy])
 
 
+@pytest.mark.slow  # ~45 s (a Ray instance starts); `pytest -m slow`
 def test_ray_on_a_local_instance_gives_the_serial_table_for_seeds_and_a_transfer(tmp_path):
     pytest.importorskip("ray")
     from tickets.ray_executor import run_ray
@@ -200,7 +201,8 @@ def _workers_of(pid: int) -> list[int]:
             if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
 
 
-@pytest.mark.parametrize("kill", ["driver and workers", "one worker"])
+@pytest.mark.parametrize("kill", ["driver and workers",
+                                  pytest.param("one worker", marks=pytest.mark.slow)])  # ~25 s each
 def test_a_pool_killed_mid_way_resumes_to_the_same_table(tmp_path, kill):
     import signal
 
