@@ -1,40 +1,17 @@
 """An NLP config is checked without importing torch, transformers or datasets (domains/nlp/config.py),
 and a bad domain value is refused with the same one line as when the check ran after them."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from import_probe import LOAD, RUN, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs" / "nlp").glob("*.yaml"))
 HEAVY = ("torch", "transformers", "datasets", "accelerate", "numpy")
 
-LOAD = """
-import sys
-from tickets.config import load_experiment
-for path in sys.argv[1:]:
-    load_experiment(path)
-print("heavy imported:", [m for m in HEAVY if m in sys.modules])
-"""
-
-RUN = """
-import sys
-from tickets.cli import main
-try:
-    code = main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-print("heavy imported:", [m for m in HEAVY if m in sys.modules], "exit:", code)
-"""
-
-
 def python(script: str, *args: str) -> tuple[str, str]:
-    code = f"HEAVY = {HEAVY!r}\n{script}"
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert done.stdout.strip(), done.stderr
-    return done.stdout.strip().splitlines()[-1], done.stderr.strip()
+    return probe(HEAVY, script, *args)
 
 
 def test_every_shipped_nlp_config_loads_without_heavy_imports():

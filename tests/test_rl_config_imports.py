@@ -5,14 +5,13 @@ computed, and checked here against SB3's), and the algorithms' defaults are a pl
 here against SB3's signatures). Atari configs import SB3 for its AtariWrapper."""
 
 import inspect
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from import_probe import LOAD, RUN, probe
 from gymnasium import spaces
 
 from tickets.errors import ConfigError
@@ -22,30 +21,8 @@ ALL_CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs" / "rl")
 CONFIGS = [c for c in ALL_CONFIGS if "atari" not in c]
 HEAVY = ("torch", "stable_baselines3")
 
-LOAD = """
-import sys
-from tickets.config import load_experiment
-for path in sys.argv[1:]:
-    load_experiment(path)
-print("heavy imported:", [m for m in HEAVY if m in sys.modules])
-"""
-
-RUN = """
-import sys
-from tickets.cli import main
-try:
-    code = main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-print("heavy imported:", [m for m in HEAVY if m in sys.modules], "exit:", code)
-"""
-
-
 def python(script: str, *args: str) -> tuple[str, str]:
-    code = f"HEAVY = {HEAVY!r}\n{script}"
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert done.stdout.strip(), done.stderr
-    return done.stdout.strip().splitlines()[-1], done.stderr.strip()
+    return probe(HEAVY, script, *args)
 
 
 def test_every_shipped_non_atari_rl_config_loads_without_torch_or_sb3():

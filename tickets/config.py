@@ -236,6 +236,10 @@ class Experiment:
         core["train"] = to_dict(self.config.train)
         return core
 
+    def run_dir(self, out: str | Path) -> Path:
+        """The run directory under ``out``: ``<name>-<config hash>`` (content-addressed)."""
+        return Path(out) / f"{self.config.name}-{self.hash()}"
+
     def hash(self) -> str:
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -88,7 +88,7 @@ class Runner(abc.ABC):
         self.experiment = experiment
         self.config = experiment.config
         self.domain: Domain = experiment.make_domain()
-        self.run = RunDir(Path(out) / f"{self.config.name}-{experiment.hash()}")
+        self.run = RunDir(experiment.run_dir(out))
         self.show_progress = show_progress if distributed.is_main() else False
         template = self.domain.build_model(seed=self.config.seed)
         self.domain.check_config()  # settings that need the data or the environment, before any work

@@ -19,7 +19,7 @@ SUMMARY = "seeds.json"
 
 
 def summary_dir(experiment: Experiment, out: str | Path) -> Path:
-    return Path(out) / f"{experiment.config.name}-{experiment.hash()}"
+    return experiment.run_dir(out)
 
 
 def run_seeds(experiment: Experiment, out: str | Path, make_runner, *, show_progress=None, execute=None) -> Path:

@@ -104,7 +104,7 @@ class Study:
 
 def run_path(experiment: Experiment, out: str | Path) -> Path:
     """The run directory the runner gives ``experiment`` under ``out``."""
-    return Path(out) / f"{experiment.config.name}-{experiment.hash()}"
+    return experiment.run_dir(out)
 
 
 @dataclass

@@ -36,7 +36,7 @@ def resolve_source(source: str, out: str | Path, seed: int | None = None) -> dic
         exp = load_experiment(path)
         if exp.config.seeds:
             exp = exp.with_seed(_source_seed(source, exp.config.seeds, seed))
-        path = Path(out) / f"{exp.config.name}-{exp.hash()}"
+        path = exp.run_dir(out)
         if not path.is_dir():
             raise ConfigError(f"transfer.source: {source} has not been run under {out} (no {path}); "
                               f"run it first: tickets run {source} --out {out}{_other_runs(exp.config.name, path)}")
