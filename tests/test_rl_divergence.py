@@ -18,7 +18,7 @@ from tickets.cli import main  # noqa: E402
 from tickets.config import load_experiment  # noqa: E402
 from tickets.errors import DivergedError  # noqa: E402
 from tickets.imp import IMPRun  # noqa: E402
-from tickets.runner import Runner  # noqa: E402
+from tickets.weight_growth import WEIGHT_GROWTH, check_weight_growth, max_abs_weight  # noqa: E402
 
 
 def rl_config(**overrides):
@@ -66,12 +66,12 @@ def test_an_exploding_ppo_learning_rate_is_refused_not_recorded(tmp_path):
 
 def test_a_sane_ppo_run_is_recorded_far_below_the_threshold(tmp_path):
     runner = runner_for(tmp_path)
-    start, _ = Runner._max_abs_weight(runner.domain.build_model(seed=0))
+    start, _ = max_abs_weight(runner.domain.build_model(seed=0))
     rows = runner.execute().rows()
     assert [(r["level"], r["condition"]) for r in rows] == [(0, "dense"), (1, "ticket")]
     trained = load_file(str(runner.run.trained_path(0, "dense")))
     peak = max(float(t.abs().max()) for t in trained.values())
-    assert peak < Runner.WEIGHT_GROWTH / 100 * max(1.0, start)  # a wide margin, not a near miss
+    assert peak < WEIGHT_GROWTH / 100 * max(1.0, start)  # a wide margin, not a near miss
 
 
 def test_the_growth_rule_scales_with_the_start_weights(tmp_path):
@@ -80,14 +80,14 @@ def test_the_growth_rule_scales_with_the_start_weights(tmp_path):
     weight = model.action_net.weight
     with torch.no_grad():
         weight[0, 0] = 999.0
-    runner._check_weight_growth("level 0 dense", model, 0.5, 32)  # under 1000 x max(1, 0.5)
-    runner._check_weight_growth("level 0 dense", model, 2.0, 32)
+    check_weight_growth("level 0 dense", model, 0.5, 32)  # under 1000 x max(1, 0.5)
+    check_weight_growth("level 0 dense", model, 2.0, 32)
     with torch.no_grad():
         weight[0, 0] = -1001.0
     with pytest.raises(DivergedError, match=r"from max \|w\| 0\.5 to 1e\+03 \(action_net\.weight\) in 32 steps, "
                                             r"over 1000 x 1 "):
-        runner._check_weight_growth("level 0 dense", model, 0.5, 32)
-    runner._check_weight_growth("level 0 dense", model, 2.0, 32)  # 1000 x 2: a larger start allows more
+        check_weight_growth("level 0 dense", model, 0.5, 32)
+    check_weight_growth("level 0 dense", model, 2.0, 32)  # 1000 x 2: a larger start allows more
     assert not runner.run.path.exists()
 
 

@@ -17,7 +17,8 @@ from . import registry
 from .config import Experiment
 from .masks import Mask
 from .rewind import load_state
-from .runner import Runner, early_stop, stage_seed
+from .runner import Runner, stage_seed
+from .stage_rows import early_stop
 from .scorers import ScoringContext, prune
 from .store import read_tensors
 

@@ -35,7 +35,7 @@ from .collapse import diagnose
 from .config import Experiment
 from .domain import Domain, TrainResult, forward_ones_of
 from .errors import ArtifactError, ConfigError
-from .divergence import finite, names, nonfinite_buffers, nonfinite_metrics, nonfinite_tensors
+from .divergence import names, nonfinite_buffers, nonfinite_metrics, nonfinite_tensors
 from .errors import DivergedError
 from .enforce import MaskEnforcer
 from .masks import Mask
@@ -43,7 +43,9 @@ from .rewind import capture, random_mask, shuffled_mask
 from .run_dir import RunDir
 from .selection import Group, assign_groups, select_prunable
 from .stage_graph import DENSE, Node
+from .stage_rows import result_row
 from .store import link_or_copy, write_tensors
+from .weight_growth import check_weight_growth, lr_of, max_abs_weight
 
 CONTROL_MASKS: dict[str, Callable[[Mask, torch.Generator], Mask]] = {
     "random_mask": random_mask,
@@ -60,21 +62,6 @@ def seed_everything(seed: int) -> None:
     _random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def early_stop(history: list[dict[str, float]], metric: str, higher_is_better: bool) -> int | None:
-    """The step of the best validation record: lowest loss when recorded (Frankle & Carbin's
-    early-stop iteration), else the best primary metric."""
-    if not history:
-        return None
-    key = "loss" if all("loss" in h for h in history) else metric
-    usable = [h for h in history if finite(h.get(key))]  # a NaN would make min/max meaningless
-    if not usable:
-        return None
-    if key == "loss":
-        return int(min(usable, key=lambda h: h["loss"])["step"])
-    sign = 1.0 if higher_is_better else -1.0
-    return int(max(usable, key=lambda h: sign * h[metric])["step"])
 
 
 class Runner(abc.ABC):
@@ -354,7 +341,7 @@ class Runner(abc.ABC):
         t0 = time.perf_counter()
         stage = f"level {level} {condition}"
         by_design = nonfinite_buffers(model)
-        start_max, _ = self._max_abs_weight(model)
+        start_max, _ = max_abs_weight(model)
         try:
             with MaskEnforcer({**prunable, **{f: params[f] for f in ties}}, enforced,  # zeroes them now, too
                               mask_grads=cfg.pruning.mask_grads):
@@ -380,7 +367,7 @@ class Runner(abc.ABC):
         if bad:
             raise DivergedError(f"{stage}: training diverged: {names(bad)} holds NaN or infinite values after "
                                 f"{result.steps} steps; lower the learning rate; nothing of this stage is recorded")
-        self._check_weight_growth(stage, model, start_max, result.steps)
+        check_weight_growth(stage, model, start_max, result.steps, lr_of(self.domain))
         metrics = self.domain.evaluate(model, split="test")
         bad = nonfinite_metrics(metrics, result.history)
         if bad:
@@ -394,62 +381,9 @@ class Runner(abc.ABC):
         if distributed.is_main():
             if condition in ("dense", "ticket"):
                 write_tensors(self.run.trained_path(level, condition), {n: p.detach() for n, p in prunable.items()})
-            row = self._row(level, condition, mask, metrics, result, wall)
+            row = result_row(self.domain, level, condition, mask, metrics, result, wall)
             row["collapse"] = diagnose(model, mask, self.forward_ones, zero=self.domain.path_bias_patterns)
             row["path_survives"] = row["collapse"]["path_survives"]
             row["mask_seconds"] = self.mask_seconds.get(level)
             self.run.finish(level, condition, row)
         distributed.barrier()
-
-    # Finite but exploded weights: the one divergence sign every domain has (RL reports no loss;
-    # PPO at lr 1e6 ends a rollout at max |w| 5.8e6 with finite returns). Sane runs measured end
-    # within 20 x max(1, start): digits LeNet with Adam lr 0.1 for 5000 steps 0.55 -> 17.5, SGD
-    # lr 1.0 -> 3.4; ResNet-20, tiny BERT, PPO, DQN and SAC at their configs' rates within 5 x.
-    WEIGHT_GROWTH = 1e3
-
-    @staticmethod
-    def _max_abs_weight(model: nn.Module) -> tuple[float, str | None]:
-        """The largest |value| over the model's floating-point parameters, and whose it is."""
-        named = [(n, p) for n, p in model.named_parameters() if p.is_floating_point() and p.numel()]
-        if not named:
-            return 0.0, None
-        device = named[0][1].device
-        with torch.no_grad():  # one host read for the whole model
-            peaks = torch.stack([p.detach().abs().max().float().to(device) for _, p in named]).cpu()
-        i = int(torch.argmax(peaks))
-        return float(peaks[i]), named[i][0]
-
-    def _lr_advice(self) -> str:
-        lr = getattr(getattr(getattr(self.domain, "config", None), "optimizer", None), "lr", None)
-        return f"lower the learning rate (optimizer.lr is {lr:g})" if finite(lr) else "lower the learning rate"
-
-    def _check_weight_growth(self, stage: str, model: nn.Module, start_max: float, steps: int) -> None:
-        end_max, name = self._max_abs_weight(model)
-        scale = max(1.0, start_max)
-        if end_max > self.WEIGHT_GROWTH * scale:
-            raise DivergedError(f"{stage}: training diverged: the weights grew from max |w| {start_max:.3g} to "
-                                f"{end_max:.3g} ({name}) in {steps} steps, over {self.WEIGHT_GROWTH:g} x {scale:.3g} "
-                                f"(the larger of 1 and the start's max |w|); {self._lr_advice()}; nothing of this "
-                                "stage is recorded")
-
-    def _row(self, level, condition, mask, metrics, result, wall) -> dict[str, Any]:
-        dom = self.domain
-        row = {
-            "level": level,
-            "condition": condition,
-            "weights_remaining_pct": 100.0 * mask.density(),
-            "layer_density": mask.layer_density(),
-            "empty_layers": mask.empty_layers(),
-            "metric": dom.primary_metric,
-            "value": metrics[dom.primary_metric],
-            "loss": metrics.get("loss"),
-            "early_stop_step": early_stop(result.history, dom.primary_metric, dom.higher_is_better),
-            "steps": result.steps,
-            "wall_seconds": wall,
-            "metrics": metrics,
-            "summary": dom.summarize(result.history),
-            "history": result.history,
-        }
-        progress.message(f"level {level:2d} {condition:<13} {row['weights_remaining_pct']:6.2f}% weights  "
-                         f"{dom.primary_metric} {row['value']:.4f}  ({wall:.1f}s)")
-        return row
