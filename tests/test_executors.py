@@ -227,3 +227,40 @@ def test_a_pool_killed_mid_way_resumes_to_the_same_table(tmp_path, kill):
     assert comparable(make_runner(load_experiment(cfg_dict), out, show_progress=False).run.rows()) == \
         serial_rows(cfg_dict, tmp_path / "alone")
     assert not list(out.rglob("*.claim"))
+
+
+def test_each_pool_worker_takes_the_next_gpu_and_bar_line(monkeypatch):
+    import multiprocessing
+
+    import torch
+
+    from tickets import executors, progress
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("TICKETS_PROGRESS", "1")
+    counter = multiprocessing.get_context("spawn").Value("i", 0)
+    threads, seen = torch.get_num_threads(), []
+    try:
+        for _ in range(3):  # three workers, two GPUs: the third shares the first's
+            executors._init_worker(1, counter, ["3", "5"], False)
+            seen.append((os.environ["CUDA_VISIBLE_DEVICES"], progress._SLOT[0], torch.get_num_threads()))
+    finally:
+        progress.set_slot(0)
+        torch.set_num_threads(threads)
+    assert seen == [("3", 0, 1), ("5", 1, 1), ("3", 2, 1)]
+    assert os.environ["TICKETS_PROGRESS"] == "0"  # the driver said no bars
+
+
+def test_the_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    import torch
+
+    from tickets.executors import visible_gpus
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert visible_gpus() == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_gpus() == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4, 7")
+    assert visible_gpus() == ["4", "7"]

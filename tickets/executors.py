@@ -61,11 +61,34 @@ def run_serial(runners: list[Runner]) -> None:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(threads: int) -> None:
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries (none without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    count = torch.cuda.device_count()
+    listed = [e.strip() for e in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if e.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
+
+
+def _init_worker(threads: int, counter: Any, gpus: list[str], show: bool, lock: Any = None) -> None:
+    """A pool worker's set-up: the ``counter``-th worker started uses GPU ``gpus[i % len(gpus)]`` (more
+    workers than GPUs share them), ``threads`` torch threads, and its training bar on line i + 1."""
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    if gpus:  # before anything initialises CUDA in this process: the domain's "auto" device is this GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
     import torch
 
     torch.set_num_threads(threads)
-    os.environ.setdefault("TICKETS_PROGRESS", "0")
+    os.environ["TICKETS_PROGRESS"] = "1" if show else "0"
+    progress.set_slot(index)
+    if lock is not None:
+        from tqdm.auto import tqdm
+
+        tqdm.set_lock(lock)  # the driver's lock: bars of several processes do not write over each other
 
 
 def _work(resolved: dict, out: str, node: Node, threads: int | None = None, cwd: str | None = None) -> bool:
@@ -84,7 +107,7 @@ def _work(resolved: dict, out: str, node: Node, threads: int | None = None, cwd:
     key = repr((sorted(resolved.items(), key=str), out))
     runner = _WORKER.get(key)
     if runner is None:
-        runner = make_runner(load_experiment(resolved), out, show_progress=False)
+        runner = make_runner(load_experiment(resolved), out, show_progress=None if threads is None else False)
         runner.run.stages = runner.stages()
         _WORKER[key] = runner
     return run_claimed(runner, node, wait=False)
@@ -92,10 +115,12 @@ def _work(resolved: dict, out: str, node: Node, threads: int | None = None, cwd:
 
 def run_processes(runners: list[Runner], workers: int, *, threads: int | None = None,
                   show_progress: bool | None = None, on_done: Callable[[Runner], None] | None = None,
-                  pool: Callable[[int], cf.Executor] | None = None) -> None:
+                  pool: Callable[[int], cf.Executor] | None = None, gpus: list[str] | None = None) -> None:
     """Every runner's graph on ``workers`` processes, each with ``threads`` torch threads (default:
-    its share of the CPUs). Raises :class:`StagesFailedError` after the rest ran if stages failed.
-    ``pool(workers)``: another executor to run the stages on (tests use threads)."""
+    its share of the CPUs) and, where there are GPUs (``gpus``, default :func:`visible_gpus`), one of
+    them: worker i uses ``gpus[i % len(gpus)]``, so more workers than GPUs share them. Raises
+    :class:`StagesFailedError` after the rest ran if stages failed. ``pool(workers)``: another
+    executor to run the stages on (tests use threads)."""
     if distributed.active():
         raise RuntimeError("--executor processes: not under a data-parallel launch (accelerate launch); "
                            "use the serial executor there")
@@ -113,7 +138,16 @@ def run_processes(runners: list[Runner], workers: int, *, threads: int | None = 
     jobs = {i: (r.experiment.resolved(), str(r.run.path.parent.resolve())) for i, r in enumerate(runners)}
     if pool is None:
         context = multiprocessing.get_context("spawn")  # torch's threads do not survive a fork
-        executor = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+        gpus = visible_gpus() if gpus is None else gpus
+        show = bool(progress.enabled(show_progress))
+        lock = None
+        if show:
+            from tqdm.auto import tqdm
+
+            lock = context.RLock()
+            tqdm.set_lock(lock)
+        executor = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                          initargs=(threads, context.Value("i", 0), gpus, show, lock))
     else:
         executor = pool(workers)
     with executor, progress.bar(total, "stages", leave=True, force=show_progress) as bar:

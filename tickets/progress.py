@@ -6,7 +6,7 @@ import os
 import sys
 
 
-def _enabled(force: bool | None) -> bool | None:
+def enabled(force: bool | None) -> bool | None:
     if force is not None:
         return force
     if os.environ.get("TICKETS_PROGRESS") in ("0", "1"):
@@ -14,10 +14,18 @@ def _enabled(force: bool | None) -> bool | None:
     return sys.stderr.isatty()
 
 
+_SLOT = [0]  # lines below the first that this process's bars start at (a pool worker's index)
+
+
+def set_slot(index: int) -> None:
+    """Put this process's bars ``index`` lines lower, below other processes' bars."""
+    _SLOT[0] = index
+
+
 def bar(total: int, desc: str, *, leave: bool = False, force: bool | None = None, position: int = 0):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=leave, disable=not _enabled(force), position=position,
+    return tqdm(total=total, desc=desc, leave=leave, disable=not enabled(force), position=position + _SLOT[0],
                 dynamic_ncols=True)
 
 
