@@ -197,7 +197,58 @@ transfer:
     assert [e.label for e in study.entries] == ["adam", "adam->body"]
 
 
+def test_several_matrices_share_a_source_listed_in_both(configs, tmp_path):
+    path = write_study(tmp_path, """
+name: two
+transfers:
+  - name: optimizers
+    sources: [{label: adam, config: ../configs/adam.yaml}]
+    targets: [{label: sgd, config: ../configs/sgd.yaml}]
+  - name: models
+    sources: [{label: adam, config: ../configs/adam.yaml}, {label: sgd2, config: ../configs/sgd.yaml,
+               overrides: {train.steps: 30}}]
+    targets: [{label: adam}, {label: sgd2}]
+""")
+    study = load_study(path, tmp_path / "runs")
+    assert [(e.label, e.role, e.matrix, e.needs) for e in study.entries] == [
+        ("adam", "source", "optimizers", ()), ("sgd2", "source", "models", ()),
+        ("adam->sgd", "target", "optimizers", ("adam",)), ("adam->sgd2", "target", "models", ("adam",)),
+        ("sgd2->adam", "target", "models", ("sgd2",))]
+    # both matrices read the one run of adam
+    assert study.entry("adam->sgd").experiment.config.transfer.source == str(study.run_dir("adam"))
+    assert study.entry("adam->sgd2").experiment.config.transfer.source == str(study.run_dir("adam"))
+
+
 BAD = {
+    "transfer_and_transfers": ("name: s\ntransfer: {sources: [{label: a, config: ../configs/adam.yaml}], "
+                               "targets: [{label: b, config: ../configs/sgd.yaml}]}\ntransfers: [{name: m, "
+                               "sources: [{label: c, config: ../configs/adam.yaml}], targets: [{label: c}]}]\n",
+                               ["transfers: give one matrix as transfer: or several as transfers:, not both"]),
+    "unnamed_matrix": ("name: s\ntransfers: [{sources: [{label: a, config: ../configs/adam.yaml}], "
+                       "targets: [{label: b, config: ../configs/sgd.yaml}]}]\n",
+                       ["transfers[0].name: required (it names the matrix in the report)"]),
+    "matrix_name_twice": ("name: s\ntransfers:\n"
+                          "  - {name: m, sources: [{label: a, config: ../configs/adam.yaml}], "
+                          "targets: [{label: b, config: ../configs/sgd.yaml}]}\n"
+                          "  - {name: m, sources: [{label: c, config: ../configs/adam.yaml, overrides: "
+                          "{train.steps: 30}}], targets: [{label: d, config: ../configs/sgd.yaml, overrides: "
+                          "{train.steps: 30}}]}\n",
+                          ["transfers[1].name: 'm' is also the name of transfers[0]"]),
+    "label_of_another_matrix": ("name: s\ntransfers:\n"
+                                "  - {name: m, sources: [{label: a, config: ../configs/adam.yaml}], "
+                                "targets: [{label: b, config: ../configs/sgd.yaml}]}\n"
+                                "  - {name: n, sources: [{label: b, config: ../configs/adam.yaml, overrides: "
+                                "{train.steps: 30}}], targets: [{label: e, config: ../configs/sgd.yaml, "
+                                "overrides: {train.steps: 40}}]}\n",
+                                ["transfers[1].sources[0] (b): label 'b' is already used by "
+                                 "transfers[0].targets[0] (b)"]),
+    "levels_in_a_later_matrix": ("name: s\ntransfers:\n"
+                                 "  - {name: m, sources: [{label: a, config: ../configs/adam.yaml}], "
+                                 "targets: [{label: b, config: ../configs/sgd.yaml}]}\n"
+                                 "  - {name: n, sources: [{label: a, config: ../configs/adam.yaml}], "
+                                 "targets: [{label: c, config: ../configs/sgd.yaml, overrides: {train.steps: 30}}], "
+                                 "levels: [9]}\n",
+                                 ["transfers[1].levels: [9] beyond the levels of transfers[0].sources[0] (a)"]),
     "unknown_top_key": ("name: s\nseed: [0]\nexperiments: [{label: a, config: ../configs/adam.yaml}]\n",
                         ["seed: unknown key; did you mean 'seeds'?"]),
     "unknown_item_key": ("name: s\nexperiments: [{label: a, config: ../configs/adam.yaml, overide: {}}]\n",

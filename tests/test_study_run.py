@@ -23,10 +23,13 @@ def tiny_study(tmp_path):
     (tmp_path / "adam.yaml").write_text(yaml.safe_dump(base))
     sgd = {**base, "name": "tiny_sgd", "domain": {**base["domain"], "optimizer": {"name": "sgd", "lr": 0.05}}}
     (tmp_path / "sgd.yaml").write_text(yaml.safe_dump(sgd))
-    study = {"name": "mini", "seeds": [0, 1],
-             "transfer": {"sources": [{"label": "adam", "config": "adam.yaml"}, {"label": "sgd", "config": "sgd.yaml"}],
-                          "targets": [{"label": "adam"}, {"label": "sgd"}], "levels": [1, 2],
-                          "controls": ["reinit", "random_mask"]}}
+    adam = {"label": "adam", "config": "adam.yaml"}
+    study = {"name": "mini", "seeds": [0, 1], "transfers": [
+        {"name": "optimizers", "sources": [adam, {"label": "sgd", "config": "sgd.yaml"}],
+         "targets": [{"label": "adam"}, {"label": "sgd"}], "levels": [1, 2], "controls": ["reinit", "random_mask"]},
+        {"name": "budgets", "sources": [adam],  # the same source run, read by a second matrix
+         "targets": [{"label": "short", "config": "adam.yaml", "overrides": {"train.steps": 10}}], "levels": [2],
+         "controls": ["reinit"]}]}
     path = tmp_path / "mini.yaml"
     path.write_text(yaml.safe_dump(study))
     return path
@@ -37,10 +40,17 @@ def test_a_study_runs_on_the_pool_and_its_report_holds_every_cell(tmp_path):
     directory = run_study(study, make_runner, lambda rs: run_processes(rs, 2, threads=1, show_progress=False),
                           show_progress=False)
     info = read_study(directory)
-    assert [e["role"] for e in info["entries"]].count("target") == 4  # 2 off-diagonal pairs x 2 seeds
+    assert [e["role"] for e in info["entries"]].count("target") == 6  # 2 off-diagonal pairs + 1, x 2 seeds
+    assert [e["role"] for e in info["entries"]].count("source") == 4  # adam once for both matrices, sgd; 2 seeds
     md = report(directory).read_text()
     assert "| adam | vision | 2 | accuracy |" in md and "| sgd | vision | 2 | accuracy |" in md
-    matrix = md[md.index("## Transfer"):]
+    budgets = md[md.index("## Transfer: budgets"):md.index("## Transfer: optimizers")]
+    assert "Level 2" in budgets and "Level 1" not in budgets and "| adam | " in budgets
+    assert "| source \\ target | adam | short |" in budgets  # the source's own run is its diagonal
+    assert (directory / "transfer_budgets_level_02.png").stat().st_size > 0
+    assert not (directory / "transfer_budgets_level_01.png").exists()
+    matrix = md[md.index("## Transfer: optimizers"):]
+    matrix = matrix[:matrix.index("## Across")] if "## Across" in matrix else matrix
     rows = [line.split(" |")[0] for line in matrix.splitlines() if line.startswith("| ") and "\\" not in line]
     assert sorted(rows) == ["| adam", "| adam", "| sgd", "| sgd"]  # a row per source, per level
     assert (directory / "cross_domain.png").stat().st_size > 0
@@ -49,7 +59,7 @@ def test_a_study_runs_on_the_pool_and_its_report_holds_every_cell(tmp_path):
     from tickets.run_dir import RunDir
     values = [next(r["value"] for r in RunDir(run).rows() if r["level"] == 2 and r["condition"] == "ticket")
               for run in runs]
-    row = next(line for line in md[md.index("Level 2"):].splitlines() if line.startswith("| adam |"))
+    row = next(line for line in matrix[matrix.index("Level 2"):].splitlines() if line.startswith("| adam |"))
     assert f"{sum(values) / 2:.3f} (" in row.split("|")[3]
     again = run_study(study, make_runner, show_progress=False)  # done: nothing trains again
     assert again == directory

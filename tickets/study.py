@@ -22,6 +22,11 @@ transfer:                   # optional: every source's tickets trained on every 
   diagonal: true            # also run each target's own IMP, the reference of its column
 ```
 
+Several matrices: ``transfers: [{name: datasets, sources: ..., targets: ...}, {name: optimizers, ...}]``
+instead of ``transfer:``, each with a ``name`` (its report section and figures). Labels are unique
+across the study, except that a source listed again in a later matrix (same label, same experiment)
+is one run that both matrices read.
+
 Compilation, in this order (an entry's needs always come before it):
   * ``experiments``, then ``transfer.sources`` (role ``source``), then with ``diagonal`` each target's
     own run (role ``diagonal``), then one ``target`` entry per (source, target) pair: the target's
@@ -44,13 +49,15 @@ Compilation, in this order (an entry's needs always come before it):
   * The runner's own checks that need the data or the environment (``check_config``, budgets,
     step multiples) run when the executor builds each entry's runner, still before training.
 
-Refused, naming the file and the entry (``study.yaml: transfer.targets[1] (rot90): ...``), before
+Refused, naming the file and the entry (``study.yaml: transfer.targets[1] (rot90): ...``, or
+``transfers[0].targets[1]``), before
 anything runs: unknown keys; a missing or unreadable config; a bad override (the config's own
 error); a label used twice; two entries that are one run; a transfer from itself; a source or an
 experiment that is itself a transfer; a target of another domain than its source, or whose
 prunable parameters (or, with ``weights: source``, whose weights) do not fit the source's, except
 names matched by ``adapt`` (both template models are built: torch is imported for this check only,
-``check_fit=False`` skips it); levels the source does not have; an empty study; ``seed`` or
+``check_fit=False`` skips it); levels the source does not have; an empty study; ``transfer`` and
+``transfers`` together, a matrix of ``transfers`` without a name or with another's; ``seed`` or
 ``seeds`` in an entry's overrides or grid when the study has ``seeds`` (set them in one place);
 ``transfer`` in any overrides (the matrix sets it); ``controls`` in a target's overrides when the
 matrix sets them.
@@ -82,6 +89,7 @@ class StudyEntry:
     seed: int = 0
     group: str = ""  # the label without the seed suffix: the entries of one experiment over seeds
     where: str = ""  # the item in the study file, e.g. "transfer.targets[1]"
+    matrix: str | None = None  # the name of the transfer matrix of a source, diagonal or target entry
 
 
 @dataclass
@@ -111,6 +119,7 @@ def run_path(experiment: Experiment, out: str | Path) -> Path:
 class _Loaded:
     item: Item
     experiment: Experiment  # as loaded: over several seeds, or one
+    role: str = ""  # "source" once listed among a matrix's sources
 
     @property
     def seeds(self) -> list[int]:
@@ -140,26 +149,46 @@ def load_study(path: str | Path, out: str | Path, *, check_fit: bool = True) -> 
 def _compile(path: Path, out: Path, check_fit: bool) -> Study:
     study = read_study(path)
     base = path.parent
-    matrix = study.transfer
-    if not study.experiments and matrix is None:
+    matrices = study.matrices()
+    if not study.experiments and not matrices:
         raise ConfigError("the study has no experiments and no transfer matrix")
     labels: dict[str, _Loaded] = {}
     experiments = [_load(i, study.seeds) for n, raw in enumerate(study.experiments)
                    for i in expand(raw, f"experiments[{n}]", base)[1]]
+    for loaded in experiments:
+        _claim(labels, loaded)
+    entries = [_entry(x, k, "experiment") for x in experiments for k in x.seeds]
+    for where, matrix in matrices:
+        entries += _matrix_entries(study.name, where, matrix, base, out, study.seeds, labels, check_fit)
+    entries.sort(key=lambda e: ("experiment", "source", "diagonal", "target").index(e.role))  # stable: needs first
+    _check_distinct_runs(entries, out)
+    return Study(study.name, path, out, study.seeds, entries)
+
+
+def _matrix_entries(name: str, where: str, matrix: MatrixConfig, base: Path, out: Path, seeds: list[int] | None,
+                    labels: dict[str, _Loaded], check_fit: bool) -> list[StudyEntry]:
+    """The source, diagonal and target entries of one matrix (``where``: its place in the file)."""
+    source_items: dict[str, StudyItem] = {}
     sources: list[_Loaded] = []
     targets: list[_Loaded] = []
-    if matrix is not None:
-        source_items: dict[str, StudyItem] = {}
-        for n, raw in enumerate(matrix.sources):
-            item, items = expand(raw, f"transfer.sources[{n}]", base)
-            source_items.setdefault(item.label, item)
-            sources += [_load(i, study.seeds) for i in items]
-        for n, raw in enumerate(matrix.targets):
-            item, items = expand(raw, f"transfer.targets[{n}]", base, source_items)
-            own = item is not source_items.get(item.label)  # else the source's item, whose controls are its own
-            targets += [_load(i, study.seeds, matrix if own else None) for i in items]
-    for loaded in experiments + sources:
-        _claim(labels, loaded)
+    for n, raw in enumerate(matrix.sources):
+        item, items = expand(raw, f"{where}.sources[{n}]", base)
+        source_items.setdefault(item.label, item)
+        sources += [_load(i, seeds) for i in items]
+    for n, raw in enumerate(matrix.targets):
+        item, items = expand(raw, f"{where}.targets[{n}]", base, source_items)
+        own = item is not source_items.get(item.label)  # else the source's item, whose controls are its own
+        targets += [_load(i, seeds, matrix if own else None) for i in items]
+    reused: set[int] = set()  # sources of an earlier matrix listed again: run once, read by both
+    for n, loaded in enumerate(sources):
+        prior = labels.get(loaded.item.label)
+        if prior is not None and prior.role == "source" and run_path(prior.experiment, out) == run_path(
+                loaded.experiment, out):
+            sources[n] = prior
+            reused.add(n)
+        else:
+            _claim(labels, loaded)
+            loaded.role = "source"
     shared: dict[str, _Loaded] = {}  # targets that are sources, by label
     for t in targets:
         s = labels.get(t.item.label)
@@ -172,24 +201,21 @@ def _compile(path: Path, out: Path, check_fit: bool) -> Study:
                               "experiment; a target with a source's label must be that source's experiment")
         else:
             shared[t.item.label] = t
-
-    entries = [_entry(x, k, "experiment") for x in experiments for k in x.seeds]
-    entries += [_entry(s, k, "source") for s in sources for k in s.seeds]
-    if matrix is not None and matrix.diagonal:
-        entries += [_entry(t, k, "diagonal", target=t.item.label) for t in targets if t.item.label not in shared
-                    for k in t.seeds]
-    if matrix is not None:
-        pairs = [(s, t) for s in sources for t in targets if s.item.label != t.item.label]
-        if not pairs:
-            raise ConfigError("transfer: every target is a source's own experiment; there is no pair to transfer")
-        models: dict[str, tuple] = {}
-        for s, t in pairs:
-            _check_pair(s, t, matrix)
-            if check_fit:
-                _check_fit(s, t, matrix, models)
-            entries += [_transfer_entry(study.name, s, t, k, matrix, out) for k in t.seeds]
-    _check_distinct_runs(entries, out)
-    return Study(study.name, path, out, study.seeds, entries)
+    entries = [_entry(s, k, "source", matrix=matrix.name) for n, s in enumerate(sources) if n not in reused
+               for k in s.seeds]
+    if matrix.diagonal:
+        entries += [_entry(t, k, "diagonal", target=t.item.label, matrix=matrix.name) for t in targets
+                    if t.item.label not in shared for k in t.seeds]
+    pairs = [(s, t) for s in sources for t in targets if s.item.label != t.item.label]
+    if not pairs:
+        raise ConfigError(f"{where}: every target is a source's own experiment; there is no pair to transfer")
+    models: dict[str, tuple] = {}
+    for s, t in pairs:
+        _check_pair(s, t, matrix, where)
+        if check_fit:
+            _check_fit(s, t, matrix, models)
+        entries += [_transfer_entry(name, s, t, k, matrix, out) for k in t.seeds]
+    return entries
 
 
 def _load(item: Item, seeds: list[int] | None, matrix: MatrixConfig | None = None) -> _Loaded:
@@ -225,9 +251,9 @@ def _claim(labels: dict[str, _Loaded], loaded: _Loaded) -> None:
         raise ConfigError(f"{loaded.name}: label {loaded.item.label!r} is already used by {other.name}")
 
 
-def _entry(x: _Loaded, seed: int, role: Role, *, target: str | None = None) -> StudyEntry:
+def _entry(x: _Loaded, seed: int, role: Role, *, target: str | None = None, matrix: str | None = None) -> StudyEntry:
     return StudyEntry(x.label(seed), x.at(seed), (), role, source_label=x.item.label if role == "source" else None,
-                      target_label=target, seed=seed, group=x.item.label, where=x.item.where)
+                      target_label=target, seed=seed, group=x.item.label, where=x.item.where, matrix=matrix)
 
 
 def _levels(experiment: Experiment) -> list[int]:
@@ -235,7 +261,7 @@ def _levels(experiment: Experiment) -> list[int]:
     return list(range(1, (p.levels if p.method == "imp" else len(p.compressions)) + 1))
 
 
-def _check_pair(s: _Loaded, t: _Loaded, matrix: MatrixConfig) -> None:
+def _check_pair(s: _Loaded, t: _Loaded, matrix: MatrixConfig, where: str) -> None:
     if s.experiment.hash() == t.experiment.hash():
         raise ConfigError(f"{t.name}: the same experiment as {s.name}: a transfer from itself; list it once, as "
                           f"{{label: {s.item.label}}} among the targets (its cell is the diagonal, the run that "
@@ -247,7 +273,7 @@ def _check_pair(s: _Loaded, t: _Loaded, matrix: MatrixConfig) -> None:
     available = _levels(s.experiment)
     missing = [level for level in matrix.levels if level not in available]
     if missing:
-        raise ConfigError(f"transfer.levels: {missing} beyond the levels of {s.name} (1..{available[-1]})")
+        raise ConfigError(f"{where}.levels: {missing} beyond the levels of {s.name} (1..{available[-1]})")
     absent = [k for k in t.seeds if k not in s.seeds]
     if absent:
         raise ConfigError(f"{t.name}: seed {absent[0]} is not among the seeds of {s.name} ({s.seeds}); a transfer "
@@ -268,7 +294,7 @@ def _transfer_entry(study: str, s: _Loaded, t: _Loaded, seed: int, matrix: Matri
     suffix = f"@seed{seed}" if t.experiment.config.seeds else ""
     return StudyEntry(f"{s.item.label}->{t.item.label}{suffix}", Experiment(config, t.experiment.domain_config),
                       (s.label(seed),), "target", s.item.label, t.item.label, seed,
-                      f"{s.item.label}->{t.item.label}", t.item.where)
+                      f"{s.item.label}->{t.item.label}", t.item.where, matrix.name)
 
 
 def _check_distinct_runs(entries: list[StudyEntry], out: Path) -> None:

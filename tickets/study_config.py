@@ -59,6 +59,7 @@ class MatrixConfig:
 
     sources: list[Any]  # StudyItem mappings, converted one by one
     targets: list[Any]
+    name: str | None = None  # required in ``transfers:``: the report's section and figure names
     levels: list[int] = field(default_factory=list)
     adapt: list[str] = field(default_factory=list)
     head_policy: Literal["dense", "source_rate"] = "dense"
@@ -67,6 +68,8 @@ class MatrixConfig:
     diagonal: bool = False
 
     def __post_init__(self):
+        if self.name is not None:
+            _check_label("name", self.name)
         if not self.sources or not self.targets:
             raise ConfigError("sources/targets: a transfer matrix needs at least one source and one target")
         if any(level < 1 for level in self.levels) or len(set(self.levels)) != len(self.levels):
@@ -81,11 +84,26 @@ class StudyFile:
     seeds: list[int] | None = None  # replaces every experiment's seed and seeds
     experiments: list[Any] = field(default_factory=list)
     transfer: MatrixConfig | None = None
+    transfers: list[MatrixConfig] = field(default_factory=list)  # several matrices, each named
 
     def __post_init__(self):
         _check_label("name", self.name)
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ConfigError(f"seeds: must be a non-empty list of distinct seeds, got {self.seeds}")
+        if self.transfer is not None and self.transfers:
+            raise ConfigError("transfers: give one matrix as transfer: or several as transfers:, not both")
+        names: dict[str, int] = {}
+        for i, matrix in enumerate(self.transfers):
+            if matrix.name is None:
+                raise ConfigError(f"transfers[{i}].name: required (it names the matrix in the report)")
+            if names.setdefault(matrix.name, i) != i:
+                raise ConfigError(f"transfers[{i}].name: {matrix.name!r} is also the name of transfers[{names[matrix.name]}]")
+
+    def matrices(self) -> list[tuple[str, MatrixConfig]]:
+        """Each transfer matrix with the place it has in the file (``transfer``, ``transfers[1]``)."""
+        if self.transfer is not None:
+            return [("transfer", self.transfer)]
+        return [(f"transfers[{i}]", m) for i, m in enumerate(self.transfers)]
 
 
 @dataclass

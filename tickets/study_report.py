@@ -7,8 +7,8 @@
   bootstrap 95% interval of the ticket's mean (seeds resampled; with 2 seeds it is crude, say so).
 * A cross-domain figure: each experiment's value relative to its dense network against weights
   remaining, ticket and controls, mean ± std over seeds, one panel per domain.
-* Transfer matrices: source x target, the ticket's value at each transferred level and its gap over
-  each control; the diagonal is the target's own IMP ticket at the same level.
+* Transfer matrices (one section each): source x target, the ticket's value at each transferred
+  level and its gap over each control; the diagonal is the target's own IMP ticket at the same level.
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ def read_study(directory: Path) -> dict[str, Any]:
         for key in ("label", "group", "role", "run", "domain"):
             if not isinstance(e.get(key), str) or not e[key]:
                 raise ArtifactError(f"{path}: entries[{i}].{key}: expected a non-empty string", path)
+        for key in ("source", "target", "matrix"):
+            if e.get(key) is not None and (not isinstance(e[key], str) or not e[key]):
+                raise ArtifactError(f"{path}: entries[{i}].{key}: expected a non-empty string or null", path)
+        if e["role"] == "target" and not (e.get("source") and e.get("target")):
+            raise ArtifactError(f"{path}: entries[{i}]: a target entry names its source and target", path)
     return info
 
 
@@ -139,10 +144,19 @@ def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
 
 
 def _transfer_section(data: dict[str, dict], directory: Path) -> list[str]:
-    targets = {g: d for g, d in data.items() if d["entry"]["role"] == "target"}
-    if not targets:
-        return []
-    out = ["", "## Transfer", ""]
+    """One section per transfer matrix (entries without ``matrix``: the study's one matrix)."""
+    names = sorted({d["entry"].get("matrix") or "" for d in data.values() if d["entry"]["role"] == "target"})
+    out: list[str] = []
+    for name in names:
+        targets = {g: d for g, d in data.items()
+                   if d["entry"]["role"] == "target" and (d["entry"].get("matrix") or "") == name}
+        out += _matrix_section(data, targets, name, directory)
+    return out
+
+
+def _matrix_section(data: dict[str, dict], targets: dict[str, dict], name: str, directory: Path) -> list[str]:
+    out = ["", f"## Transfer: {name}" if name else "## Transfer", ""]
+    stem = f"transfer_{name}" if name else "transfer"
     levels = sorted({lvl for d in targets.values() for (lvl, cond) in d["cells"] if cond == "ticket"})
     sources = sorted({d["entry"]["source"] for d in targets.values()})
     cols = sorted({d["entry"]["target"] for d in targets.values()} | set(sources))
@@ -167,7 +181,7 @@ def _transfer_section(data: dict[str, dict], directory: Path) -> list[str]:
                 gaps = [f"{c}: {g:+.3f}" for c, g in gap.items()]
                 cells.append(f"{cell['value']:.3f} ({', '.join(gaps)})" if gaps else f"{cell['value']:.3f}")
             out.append(f"| {s} | " + " | ".join(cells) + " |")
-        figure = _heat_map(grid, sources, cols, level, directory / f"transfer_level_{level:02d}.png")
+        figure = _heat_map(grid, sources, cols, level, directory / f"{stem}_level_{level:02d}.png")
         out += ["", f"![transfer at level {level}]({figure.name})", ""]
     return out
 

@@ -64,6 +64,7 @@ def run_study(study: Study, make_runner, execute: Callable[[list[Runner]], None]
 def describe(study: Study) -> dict:
     return {"name": study.name, "study_file": str(Path(study.path).resolve()), "seeds": study.seeds,
             "entries": [{"label": e.label, "group": e.group, "role": e.role, "seed": e.seed,
-                         "source": e.source_label, "target": e.target_label, "needs": list(e.needs),
+                         "source": e.source_label, "target": e.target_label, "matrix": e.matrix,
+                         "needs": list(e.needs),
                          "domain": e.experiment.config.domain["name"],
                          "run": str(run_path(e.experiment, study.out).resolve())} for e in study.entries]}
