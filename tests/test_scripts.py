@@ -73,3 +73,49 @@ def test_bench_stage_times_the_stage_beside_a_bare_loop_with_identical_weights(t
                   "--eval-every", "5", "--density", density)
         assert "final weights bit-identical: yes" in out
         assert "stage/bare:" in out and "torch.manual_seed" in out
+
+
+def test_transfer_matrix_fills_every_cell_from_the_right_run(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(vision_config(name="m", **{"train.steps": 10, "train.eval_every": 5})))
+    out = run(ROOT / "scripts/transfer_matrix.py", cfg, "--variant", "adam", "--variant", "sgd",
+              "domain.optimizer={name: sgd, lr: 0.05}", "--set", "pruning.levels=2", "--levels", "2",
+              "--controls", "reinit", "--workers", "1", "--out", tmp_path / "runs")
+    rows = list(csv.DictReader(open(tmp_path / "runs/m/matrix.csv")))
+    cells = {(int(r["level"]), r["source"], r["target"], r["condition"]): float(r["value"]) for r in rows}
+    assert set(cells) == {(2, s, t, c) for s in ("adam", "sgd") for t in ("adam", "sgd")
+                          for c in ("ticket", "reinit")}
+    from tickets.run_dir import RunDir
+
+    runs = {p.name.rsplit("-", 1)[0]: RunDir(p) for p in (tmp_path / "runs").iterdir() if p.name.startswith("m-")}
+    assert set(runs) == {"m-adam", "m-sgd", "m-adam-to-sgd", "m-sgd-to-adam"}
+    for (level, s, t, condition), value in cells.items():
+        run_dir = runs[f"m-{s}"] if s == t else runs[f"m-{s}-to-{t}"]  # the diagonal: the source's own run
+        assert value == next(r["value"] for r in run_dir.rows() if (r["level"], r["condition"]) == (level, condition))
+    assert (tmp_path / "runs/m/level_02.png").read_bytes()[:4] == b"\x89PNG"
+    assert "level 2: the ticket's accuracy (its advantage over reinit" in out
+
+
+def test_transfer_matrix_refuses_a_bad_variant_before_training(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(vision_config(name="m")))
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/transfer_matrix.py"), str(cfg), "--variant", "a",
+                           "--variant", "b", "domain.optimizer.lrr=0.1", "--out", str(tmp_path / "runs")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("transfer_matrix: error: ") and "lrr" in proc.stderr
+    assert not any(tmp_path.rglob("*.safetensors"))
+
+
+def test_cross_domain_puts_the_domains_side_by_side(tmp_path):
+    out = run(ROOT / "scripts/cross_domain.py", "--domains", "vision", "rl", "--seeds", "0", "--controls", "reinit",
+              "--set", "pruning.levels=1", "train.steps=256", "train.eval_every=256", "--executor", "serial",
+              "--out", tmp_path / "runs")
+    assert "vision: accuracy relative to dense" in out and "rl: mean_return relative to dense" in out
+    assert (tmp_path / "runs/cross_domain_small.png").read_bytes()[:4] == b"\x89PNG"
+    from tickets.run_dir import RunDir
+
+    for prefix in ("lenet300_mnist-", "ppo_cartpole-"):
+        (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(prefix)]
+        assert [(r["level"], r["condition"]) for r in RunDir(run_dir).rows()] == [(0, "dense"), (1, "ticket"),
+                                                                                   (1, "reinit")]

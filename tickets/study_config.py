@@ -97,7 +97,8 @@ class StudyFile:
             if matrix.name is None:
                 raise ConfigError(f"transfers[{i}].name: required (it names the matrix in the report)")
             if names.setdefault(matrix.name, i) != i:
-                raise ConfigError(f"transfers[{i}].name: {matrix.name!r} is also the name of transfers[{names[matrix.name]}]")
+                raise ConfigError(f"transfers[{i}].name: {matrix.name!r} is also the name of "
+                                  f"transfers[{names[matrix.name]}]")
 
     def matrices(self) -> list[tuple[str, MatrixConfig]]:
         """Each transfer matrix with the place it has in the file (``transfer``, ``transfers[1]``)."""

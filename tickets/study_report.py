@@ -3,12 +3,13 @@
 
 * Per experiment (seeds aggregated): the dense value, the sparsest level whose ticket stays within
   ``tolerance`` of dense (relative: ticket >= dense x (1 - tol), or <= dense x (1 + tol) for metrics
-  where lower is better), the ticket-minus-control gap per level with its spread over seeds and a
+  where lower is better), the ticket's advantage over each control per level with its spread over seeds and a
   bootstrap 95% interval of the ticket's mean (seeds resampled; with 2 seeds it is crude, say so).
 * A cross-domain figure: each experiment's value relative to its dense network against weights
   remaining, ticket and controls, mean ± std over seeds, one panel per domain.
 * Transfer matrices (one section each): source x target, the ticket's value at each transferred
-  level and its gap over each control; the diagonal is the target's own IMP ticket at the same level.
+  level and its advantage over each control (ticket − control, or control − ticket where lower is
+  better: + favours the ticket); the diagonal is the target's own IMP ticket at the same level.
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ def _mean(xs: list) -> float | None:
     return statistics.fmean(xs) if xs else None
 
 
+def advantage(ticket: float, control: float, metric: str) -> float:
+    """How much better the ticket is than the control: ticket − control, or control − ticket for
+    metrics where lower is better (perplexity), so that + always favours the ticket."""
+    return control - ticket if metric in LOWER_IS_BETTER else ticket - control
+
+
 def within(value: float, dense: float, metric: str, tolerance: float) -> bool:
     if metric in LOWER_IS_BETTER:
         return value <= dense * (1 + tolerance)
@@ -98,7 +105,9 @@ def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
             data[group] = {"entry": entries[0], "cells": aggregate(rows), "seeds": len(rows)}
     lines = [f"# Study {info['name']}", "", f"Tolerance: a ticket counts as matching dense within "
              f"{100 * tolerance:g}% of the dense value (relative). Means over seeds; ± is the standard "
-             "deviation, [..] a bootstrap 95% interval of the mean (crude with 2-3 seeds)."]
+             "deviation, [..] a bootstrap 95% interval of the mean (crude with 2-3 seeds). \"ticket vs X\" is "
+             "the ticket's advantage over control X: ticket − X, or X − ticket where lower is better ("
+             + ", ".join(sorted(LOWER_IS_BETTER)) + "), so + always favours the ticket."]
     if missing:
         lines += ["", f"Not run (no run directory yet): {', '.join(missing)}."]
     lines += ["", "## Experiments", "", "| experiment | domain | seeds | metric | dense | sparsest within tolerance "
@@ -122,14 +131,14 @@ def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
                      f"{there} | {wall:.0f} |")
         controls = sorted({cond for (_, cond) in cells if cond not in ("dense", "ticket")})
         details += ["", f"### {group}", "", "| level | weights % | ticket | 95% interval | early stop | "
-                    + " | ".join(f"ticket − {c}" for c in controls) + " |",
+                    + " | ".join(f"ticket vs {c}" for c in controls) + " |",
                     "|---:|---:|---:|---|---:|" + "---:|" * len(controls)]
         for c in tickets:
             lo, hi = bootstrap(c["values"])
             gaps = []
             for control in controls:
                 other = cells.get((c["level"], control))
-                gaps.append("" if other is None else f"{c['value'] - other['value']:+.4f}")
+                gaps.append("" if other is None else f"{advantage(c['value'], other['value'], c['metric']):+.4f}")
             stop = "" if c["early_stop_step"] is None else f"{c['early_stop_step']:.0f}"
             details.append(f"| {c['level']} | {c['weights_remaining_pct']:.1f} | {c['value']:.4f} ± {c['std']:.4f} "
                            f"| [{lo:.4f}, {hi:.4f}] | {stop} | " + " | ".join(gaps) + " |")
@@ -161,7 +170,7 @@ def _matrix_section(data: dict[str, dict], targets: dict[str, dict], name: str, 
     sources = sorted({d["entry"]["source"] for d in targets.values()})
     cols = sorted({d["entry"]["target"] for d in targets.values()} | set(sources))
     for level in levels:
-        out += [f"Level {level}: the ticket's value (its gap over each control).", "",
+        out += [f"Level {level}: the ticket's value (its advantage over each control; + favours the ticket).", "",
                 "| source \\ target | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
         grid: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
         for s in sources:
@@ -175,48 +184,83 @@ def _matrix_section(data: dict[str, dict], targets: dict[str, dict], name: str, 
                 if cell is None:
                     cells.append("")
                     continue
-                gap = {c: cell["value"] - d["cells"][(level, c)]["value"] for (lvl, c) in d["cells"]
-                       if lvl == level and c not in ("ticket", "dense")}
-                grid[(s, t)] = (cell["value"], gap)
+                gap = {c: advantage(cell["value"], d["cells"][(level, c)]["value"], cell["metric"])
+                       for (lvl, c) in d["cells"] if lvl == level and c not in ("ticket", "dense")}
+                grid[(s, t)] = (cell["value"], gap, cell["metric"])
                 gaps = [f"{c}: {g:+.3f}" for c, g in gap.items()]
                 cells.append(f"{cell['value']:.3f} ({', '.join(gaps)})" if gaps else f"{cell['value']:.3f}")
             out.append(f"| {s} | " + " | ".join(cells) + " |")
-        figure = _heat_map(grid, sources, cols, level, directory / f"{stem}_level_{level:02d}.png")
+        figure = heat_map(grid, sources, cols, level, directory / f"{stem}_level_{level:02d}.png")
         out += ["", f"![transfer at level {level}]({figure.name})", ""]
     return out
 
 
-def _heat_map(grid, sources: list[str], targets: list[str], level: int, path: Path) -> Path:
-    """Source x target: the ticket's value, and its gap over each control, one panel each."""
+def heat_map(grid, sources: list[str], targets: list[str], level: int, path: Path) -> Path:
+    """Source x target: the ticket's value, and its advantage over each control, one panel each.
+    ``grid[(source, target)] = (value, {control: advantage}, metric)``. Where the targets' metrics
+    differ (a task matrix: perplexity beside accuracy) or lower is better, the value panel is coloured
+    within each target column, brighter where better, and has no colour bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    controls = sorted({c for _, gap in grid.values() for c in gap})
-    panels = [("ticket", lambda v, g: v)] + [(f"ticket − {c}", lambda v, g, c=c: g.get(c, float("nan")))
-                                             for c in controls]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
-    for ax, (title, value_of) in zip(axes[0], panels):
-        m = [[value_of(*grid[(s, t)]) if (s, t) in grid else float("nan") for t in targets] for s in sources]
+    controls = sorted({c for _, gap, _ in grid.values() for c in gap})
+    metrics = {metric for _, _, metric in grid.values()}
+    per_column = len(metrics) > 1 or bool(metrics & LOWER_IS_BETTER)
+    values = [[grid[(s, t)][0] if (s, t) in grid else float("nan") for t in targets] for s in sources]
+    colours = _column_goodness(values, [_column_metric(grid, sources, t) for t in targets]) if per_column else values
+    panels = [("ticket", values, colours)]
+    for c in controls:
+        m = [[grid[(s, t)][1].get(c, float("nan")) if (s, t) in grid else float("nan") for t in targets]
+             for s in sources]
+        panels.append((f"ticket vs {c} (+: ticket better)", m, m))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.3), squeeze=False)
+    for ax, (title, shown, coloured) in zip(axes[0], panels):
         diverging = title != "ticket"
-        bound = max((abs(x) for row in m for x in row if x == x), default=1.0) or 1.0
-        im = ax.imshow(m, cmap="RdBu" if diverging else "viridis",
-                       **({"vmin": -bound, "vmax": bound} if diverging else {}))
-        for i, row in enumerate(m):
+        bound = max((abs(x) for row in coloured for x in row if x == x), default=1.0) or 1.0
+        limits = {"vmin": -bound, "vmax": bound} if diverging else ({"vmin": 0.0, "vmax": 1.0} if per_column else {})
+        cmap = plt.get_cmap("RdBu" if diverging else "viridis")
+        im = ax.imshow(coloured, cmap=cmap, **limits)
+        for i, row in enumerate(shown):
             for j, x in enumerate(row):
                 if x == x:
-                    ax.text(j, i, f"{x:+.3f}" if diverging else f"{x:.3f}", ha="center", va="center", fontsize=7)
+                    r, g, b, _ = cmap(im.norm(coloured[i][j]))
+                    ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+                    ax.text(j, i, f"{x:+.3f}" if diverging else f"{x:.3f}", ha="center", va="center", fontsize=7,
+                            color=ink)
         ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(sources)), sources, fontsize=7)
         ax.set_xlabel("target")
         ax.set_ylabel("source")
-        ax.set_title(f"level {level}: {title}", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title(f"level {level}: {title}" + (" (colour: within each target)" if per_column and not diverging
+                                                  else ""), fontsize=8)
+        if diverging or not per_column:
+            fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _column_metric(grid, sources: list[str], target: str) -> str | None:
+    return next((grid[(s, target)][2] for s in sources if (s, target) in grid), None)
+
+
+def _column_goodness(values: list[list[float]], metrics: list[str | None]) -> list[list[float]]:
+    """Each column scaled to 0 (its worst value) .. 1 (its best); 0.5 where a column has one value."""
+    out = [[float("nan")] * len(metrics) for _ in values]
+    for j, metric in enumerate(metrics):
+        column = [row[j] for row in values if row[j] == row[j]]
+        if not column:
+            continue
+        lo, hi = min(column), max(column)
+        for i, row in enumerate(values):
+            x = row[j]
+            if x == x:
+                good = 0.5 if hi == lo else (x - lo) / (hi - lo)
+                out[i][j] = 1.0 - good if metric in LOWER_IS_BETTER and hi != lo else good
+    return out
 
 
 def _cross_domain_figure(data: dict[str, dict], path: Path) -> Path | None:

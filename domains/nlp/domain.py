@@ -99,7 +99,8 @@ class NLPDomain(SupervisedDomain):
         the blocks as ``inputs_embeds`` (the embeddings are never pruned)."""
         p = next(model.parameters())
         ones = torch.ones((1, self.config.max_length, model.config.hidden_size), dtype=p.dtype, device=p.device)
-        return model(inputs_embeds=ones).logits
+        with models.quiet_transformers():  # GPT-2's classifier warns that embeddings show no padding: there is none
+            return model(inputs_embeds=ones).logits
 
     def scoring_loss(self, model: nn.Module, batch, *, temperature: float = 1.0) -> torch.Tensor:
         device = next(model.parameters()).device
