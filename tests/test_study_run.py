@@ -15,6 +15,7 @@ from tickets.executors import run_processes
 from tickets.imp import make_runner
 from tickets.study import load_study
 from tickets.study_report import bootstrap, read_study, report, within
+from tickets.run_dir import RunDir
 from tickets.study_run import run_study
 
 
@@ -80,3 +81,67 @@ def test_the_tolerance_and_the_interval():
     lo, hi = bootstrap([1.0, 2.0, 3.0])
     assert 1.0 <= lo < 2.0 < hi <= 3.0
     assert bootstrap([0.5, 0.5]) == (0.5, 0.5)
+
+
+def _study_cmd(path, out, *extra):
+    import sys
+
+    return [sys.executable, "-m", "tickets.cli", "study", str(path), "--out", str(out), "--quiet", "--threads", "1",
+            *extra]
+
+
+def test_a_killed_study_resumes_and_two_study_processes_train_each_remaining_stage_once(tmp_path):
+    """SIGKILL of the driver and its workers mid-way; then two `tickets study` started together on the
+    same directory finish it between them, each stage once, with the serial study's tables."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from damaged_helpers import comparable
+
+    root = Path(__file__).resolve().parents[1]
+    base = vision_config(**{"pruning.levels": 2, "train.steps": 40, "controls": ["reinit"]})
+    (tmp_path / "adam.yaml").write_text(yaml.safe_dump(base))
+    sgd = {**base, "name": "tiny_sgd", "domain": {**base["domain"], "optimizer": {"name": "sgd", "lr": 0.05}}}
+    (tmp_path / "sgd.yaml").write_text(yaml.safe_dump(sgd))
+    path = tmp_path / "race.yaml"
+    path.write_text(yaml.safe_dump({"name": "race", "transfer": {
+        "sources": [{"label": "adam", "config": "adam.yaml"}, {"label": "sgd", "config": "sgd.yaml"}],
+        "targets": [{"label": "adam"}, {"label": "sgd"}], "levels": [1, 2]}}))
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    first = subprocess.Popen(_study_cmd(path, out, "--executor", "processes", "--workers", "2"), cwd=root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(list(out.rglob("*.result.json"))) < 3:
+        assert first.poll() is None, first.communicate()[1][-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=60)
+    first.communicate()
+
+    study = load_study(path, out)
+    runners = {e.label: make_runner(e.experiment, out, show_progress=False) for e in study.entries
+               if e.role != "target"}  # targets' runners read their sources' tickets: built after
+    left = [(lvl, c) for r in runners.values() for lvl, c in r.stages() if not r.run.done(lvl, c)]
+    assert left, "killed before the end"
+
+    racing = [subprocess.Popen(_study_cmd(path, out), cwd=root, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in racing]
+    assert [p.returncode for p in racing] == [0, 0], [o[1][-2000:] for o in outs]
+    trained = sorted((int(line.split()[1]), line.split()[2]) for _, err in outs for line in err.splitlines()
+                     if line.startswith("level "))
+    targets = [make_runner(e.experiment, out, show_progress=False) for e in study.entries if e.role == "target"]
+    assert trained == sorted(left + [s for r in targets for s in r.stages()]), "each remaining stage once"
+    assert not list(out.rglob("*.claim"))
+
+    serial = load_study(path, tmp_path / "serial")
+    run_study(serial, make_runner, show_progress=False)
+    for entry in study.entries:
+        assert comparable(RunDir(study.run_dir(entry.label)).rows()) == \
+            comparable(RunDir(serial.run_dir(entry.label)).rows()), entry.label

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import progress, store, validate
+from . import claims, progress, store, validate
 from .artifact import Ticket
 from .errors import ArtifactError, ArtifactMissingError
 from .run_dir import RunDir
@@ -82,8 +82,19 @@ def prepare(runner: Runner, stages: list[tuple[int, str]]) -> None:
             progress.message(f"tickets: warning: could not remove the leftover {path}: {exc.strerror}")
     if removed:
         progress.message(f"removed {len(removed)} temporary file(s) a killed run left in {run.path}")
+    remove_stale_claims(run.path)
     if missing_rewind:
         recover_rewind(runner, stages)
+
+
+def remove_stale_claims(path: Path) -> None:
+    """Claims a killed process left (on a stage it may have finished, which nobody claims again),
+    each taken over and released as a waiting contender would; live holders' claims stay."""
+    for claim_file in sorted(path.glob("level_*/.*.claim")):
+        if claims.stale(claim_file):
+            claim = claims.acquire(claim_file)
+            if claim is not None:
+                claim.release()
 
 
 def check_finished(runner: Runner, stages: list[tuple[int, str]]) -> bool:
