@@ -62,7 +62,8 @@ def test_compare_finders_masks_only(tmp_path):
 
 
 def test_benchmarks_run(tmp_path):
-    assert "tickets MaskEnforcer" in run(ROOT / "scripts/bench_masking.py", "--steps", "3", "--rounds", "2")
+    out = run(ROOT / "scripts/bench_masking.py", "--steps", "3", "--rounds", "2")
+    assert "tickets MaskEnforcer" in out and "MaskEnforcer / multiply by hand per round" in out
 
 
 def test_bench_stage_times_the_stage_beside_a_bare_loop_with_identical_weights(tmp_path):
