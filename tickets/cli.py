@@ -96,6 +96,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from .mask_analysis import OUT, analyze_masks
+
+    table = analyze_masks(args.run_dir, args.compare, args.levels)
+    if table:
+        print(table)
+    print(f"analysis: {Path(args.run_dir) / OUT}")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     import json
 
@@ -161,6 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help="print a run's results table and write its plot")
     rep.add_argument("run_dir")
     rep.set_defaults(func=_report)
+
+    analyze = sub.add_parser("analyze", help="analyses of a finished run: 'analyze RUN_DIR masks'")
+    analyze.add_argument("run_dir")
+    analyze.add_argument("analysis", choices=["masks"], help="masks: layer densities over levels, and overlap "
+                         "with --compare's tickets against the random-mask chance level")
+    analyze.add_argument("--compare", nargs="*", default=[], metavar="DIR",
+                         help="run directories (the same level's ticket) or ticket directories to compare with")
+    analyze.add_argument("--levels", nargs="*", type=int, default=None, help="levels to analyse (default: all)")
+    analyze.set_defaults(func=_analyze)
 
     show = sub.add_parser("show", help="print a ticket's metadata")
     show.add_argument("ticket_dir")
