@@ -1,7 +1,8 @@
 """``tickets analyze RUN_DIR masks``: what a run's tickets keep, read from their saved masks.
 
 Writes under ``RUN_DIR/analysis/masks/``:
-  layer_density.csv / .png   each prunable layer's density at every level (a heat map)
+  layer_density.csv / .png   each prunable layer's density at every level (a heat map; all levels,
+                             whatever ``--levels`` says: it chooses the levels compared)
   overlap.csv                with ``--compare`` (other run directories, e.g. other seeds, finders
                              or the transfer source, or ticket directories): at every level both
                              have, per layer and overall, the Jaccard index and the shared share of
@@ -44,17 +45,18 @@ def tickets_of(path: str | Path) -> dict[int, Mask]:
 def analyze_masks(run_dir: str | Path, compare: list[str | Path] = (), levels: list[int] | None = None) -> str:
     """Write the files above; the overlap table as text (empty without ``compare``)."""
     run_dir = Path(run_dir)
-    own = tickets_of(run_dir)
+    every = tickets_of(run_dir)
+    own = every
     if levels:
-        missing = [lvl for lvl in levels if lvl not in own]
+        missing = [lvl for lvl in levels if lvl not in every]
         if missing:
-            raise ArtifactError(f"{run_dir}: no ticket at level(s) {missing} (it has {sorted(own)})", run_dir)
-        own = {lvl: own[lvl] for lvl in levels}
+            raise ArtifactError(f"{run_dir}: no ticket at level(s) {missing} (it has {sorted(every)})", run_dir)
+        own = {lvl: every[lvl] for lvl in levels}
     others = {str(p): tickets_of(p) for p in compare}  # all read and checked before anything is written
     out = run_dir / OUT
-    rows = [[lvl, name, f"{d!r}"] for lvl, m in own.items() for name, d in m.layer_density().items()]
+    rows = [[lvl, name, f"{d!r}"] for lvl, m in every.items() for name, d in m.layer_density().items()]
     store.write_text(out / "layer_density.csv", _csv(["level", "layer", "density"], rows))
-    _density_figure(own, out / "layer_density.png")
+    _density_figure(every, out / "layer_density.png")
     if not others:
         return ""
     table = []
@@ -105,7 +107,7 @@ def _density_figure(masks: dict[int, Mask], path: Path) -> None:
     levels = sorted(masks)
     layers = list(masks[levels[0]])
     grid = [[masks[lvl].layer_density()[name] for lvl in levels] for name in layers]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * len(levels), 1.2 + 0.35 * len(layers)))
+    fig, ax = plt.subplots(figsize=(max(4.5, 2.5 + 0.4 * len(levels)), max(2.5, 1.2 + 0.35 * len(layers))))
     im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(levels)), [str(lvl) for lvl in levels])
     ax.set_yticks(range(len(layers)), layers, fontsize=7)
