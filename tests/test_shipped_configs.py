@@ -100,7 +100,12 @@ def run_config(path: Path, out: Path, tiny_data, extra=()):
     return exp, make_runner(exp, out, show_progress=False).execute()
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+# The Atari config's run (47 s: the frame wrappers and the CNN) is slow-marked; test_rl_atari.py
+# covers its policy, wrappers, masks and evaluation in the default suite.
+RUNS = [pytest.param(p, marks=pytest.mark.slow) if "atari" in p.name else p for p in CONFIGS]
+
+
+@pytest.mark.parametrize("path", RUNS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_config_runs_every_level(path, tmp_path, request):
     fixture = {"vision": "tiny_data", "nlp": "tiny_text"}.get(path.parent.name)
     tiny_data = request.getfixturevalue(fixture) if fixture else None
