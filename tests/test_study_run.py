@@ -25,7 +25,7 @@ def tiny_study(tmp_path):
     sgd = {**base, "name": "tiny_sgd", "domain": {**base["domain"], "optimizer": {"name": "sgd", "lr": 0.05}}}
     (tmp_path / "sgd.yaml").write_text(yaml.safe_dump(sgd))
     adam = {"label": "adam", "config": "adam.yaml"}
-    study = {"name": "mini", "seeds": [0, 1], "transfers": [
+    study = {"name": "mini", "seeds": [0, 1], "analyses": ["masks"], "transfers": [
         {"name": "optimizers", "sources": [adam, {"label": "sgd", "config": "sgd.yaml"}],
          "targets": [{"label": "adam"}, {"label": "sgd"}], "levels": [1, 2], "controls": ["reinit", "random_mask"]},
         {"name": "budgets", "sources": [adam],  # the same source run, read by a second matrix
@@ -51,7 +51,7 @@ def test_a_study_runs_on_the_pool_and_its_report_holds_every_cell(tmp_path):
     assert (directory / "transfer_budgets_level_02.png").stat().st_size > 0
     assert not (directory / "transfer_budgets_level_01.png").exists()
     matrix = md[md.index("## Transfer: optimizers"):]
-    matrix = matrix[:matrix.index("## Across")] if "## Across" in matrix else matrix
+    matrix = matrix[:matrix.index("## Mask overlap")]
     rows = [line.split(" |")[0] for line in matrix.splitlines() if line.startswith("| ") and "\\" not in line]
     assert sorted(rows) == ["| adam", "| adam", "| sgd", "| sgd"]  # a row per source, per level
     assert (directory / "cross_domain.png").stat().st_size > 0
@@ -62,6 +62,23 @@ def test_a_study_runs_on_the_pool_and_its_report_holds_every_cell(tmp_path):
               for run in runs]
     row = next(line for line in matrix[matrix.index("Level 2"):].splitlines() if line.startswith("| adam |"))
     assert f"{sum(values) / 2:.3f} (" in row.split("|")[3]
+    # the mask section: seeds against each other, and each source's ticket against the target's own
+    from tickets.artifact import Ticket
+    from tickets.mask_overlap import ALL, expected_random_overlap, overlap
+
+    masks = md[md.index("## Mask overlap"):]
+    def ticket(label, level):
+        run = next(e["run"] for e in info["entries"] if e["label"] == label)
+        return Ticket.load(f"{run}/level_{level:02d}/ticket", with_rewind=False).mask
+
+    a, b = ticket("adam@seed0", 2), ticket("adam@seed1", 2)
+    seeds_row = next(line for line in masks.splitlines() if line.startswith("| adam: seed vs seed | 2 |"))
+    assert f"| 1 | {overlap(a, b)[ALL].jaccard:.4f} | {expected_random_overlap(a, b)[ALL].jaccard:.4f} |" in seeds_row
+    pairs = [(ticket(f"adam@seed{k}", 1), ticket(f"sgd@seed{k}", 1)) for k in (0, 1)]
+    mean = sum(overlap(x, y)[ALL].jaccard for x, y in pairs) / 2
+    transfer_row = next(line for line in masks.splitlines() if line.startswith("| adam's ticket vs sgd's own | 1 |"))
+    assert f"| 2 | {mean:.4f} |" in transfer_row
+    assert "short's own" not in masks  # that target found no tickets of its own
     again = run_study(study, make_runner, show_progress=False)  # done: nothing trains again
     assert again == directory
 
@@ -69,6 +86,10 @@ def test_a_study_runs_on_the_pool_and_its_report_holds_every_cell(tmp_path):
 def test_the_report_refuses_a_damaged_study_file(tmp_path):
     store.write_json(tmp_path / "study.json", {"name": "x", "entries": [{"label": "a"}]})
     with pytest.raises(ArtifactError, match=r"study.json: entries\[0\].group: expected a non-empty string"):
+        report(tmp_path)
+    good = {"label": "a", "group": "a", "role": "experiment", "run": "r", "domain": "vision"}
+    store.write_json(tmp_path / "study.json", {"name": "x", "entries": [good], "analyses": ["lmcc"]})
+    with pytest.raises(ArtifactError, match=r"analyses: expected a list of known analyses \(masks\)"):
         report(tmp_path)
     (tmp_path / "study.json").write_text(json.dumps({"name": "x", "entries": []}))
     with pytest.raises(ArtifactError, match="entries"):

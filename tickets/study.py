@@ -20,6 +20,7 @@ transfer:                   # optional: every source's tickets trained on every 
   weights: source
   controls: [reinit, random_mask]   # the transfer runs' controls (default: each target config's)
   diagonal: true            # also run each target's own IMP, the reference of its column
+analyses: [masks]           # optional: the report compares the tickets' masks (tickets.study_masks)
 ```
 
 Several matrices: ``transfers: [{name: datasets, sources: ..., targets: ...}, {name: optimizers, ...}]``
@@ -99,6 +100,7 @@ class Study:
     out: Path
     seeds: list[int] | None
     entries: list[StudyEntry]
+    analyses: list[str] = dataclasses.field(default_factory=list)
 
     def entry(self, label: str) -> StudyEntry:
         for e in self.entries:
@@ -162,7 +164,7 @@ def _compile(path: Path, out: Path, check_fit: bool) -> Study:
         entries += _matrix_entries(study.name, where, matrix, base, out, study.seeds, labels, check_fit)
     entries.sort(key=lambda e: ("experiment", "source", "diagonal", "target").index(e.role))  # stable: needs first
     _check_distinct_runs(entries, out)
-    return Study(study.name, path, out, study.seeds, entries)
+    return Study(study.name, path, out, study.seeds, entries, list(study.analyses))
 
 
 def _matrix_entries(name: str, where: str, matrix: MatrixConfig, base: Path, out: Path, seeds: list[int] | None,

@@ -85,11 +85,14 @@ class StudyFile:
     experiments: list[Any] = field(default_factory=list)
     transfer: MatrixConfig | None = None
     transfers: list[MatrixConfig] = field(default_factory=list)  # several matrices, each named
+    analyses: list[Literal["masks"]] = field(default_factory=list)  # read by the report (tickets.study_masks)
 
     def __post_init__(self):
         _check_label("name", self.name)
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ConfigError(f"seeds: must be a non-empty list of distinct seeds, got {self.seeds}")
+        if len(set(self.analyses)) != len(self.analyses):
+            raise ConfigError(f"analyses: listed twice in {self.analyses}")
         if self.transfer is not None and self.transfers:
             raise ConfigError("transfers: give one matrix as transfer: or several as transfers:, not both")
         names: dict[str, int] = {}

@@ -46,6 +46,11 @@ def read_study(directory: Path) -> dict[str, Any]:
                 raise ArtifactError(f"{path}: entries[{i}].{key}: expected a non-empty string or null", path)
         if e["role"] == "target" and not (e.get("source") and e.get("target")):
             raise ArtifactError(f"{path}: entries[{i}]: a target entry names its source and target", path)
+        if not isinstance(e.get("seed", 0), int) or isinstance(e.get("seed", 0), bool):
+            raise ArtifactError(f"{path}: entries[{i}].seed: expected an integer", path)
+    analyses = info.get("analyses", [])
+    if not isinstance(analyses, list) or any(a not in ("masks",) for a in analyses):
+        raise ArtifactError(f"{path}: analyses: expected a list of known analyses (masks), got {analyses!r}", path)
     return info
 
 
@@ -144,6 +149,10 @@ def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
                            f"| [{lo:.4f}, {hi:.4f}] | {stop} | " + " | ".join(gaps) + " |")
     lines += details
     lines += _transfer_section(data, directory)
+    if "masks" in info.get("analyses", []):
+        from .study_masks import mask_section
+
+        lines += mask_section(info["entries"])
     figure = _cross_domain_figure(data, directory / "cross_domain.png")
     if figure:
         lines += ["", "## Across domains", "", f"![value relative to dense]({figure.name})"]

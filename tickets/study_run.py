@@ -63,6 +63,7 @@ def run_study(study: Study, make_runner, execute: Callable[[list[Runner]], None]
 
 def describe(study: Study) -> dict:
     return {"name": study.name, "study_file": str(Path(study.path).resolve()), "seeds": study.seeds,
+            "analyses": list(study.analyses),
             "entries": [{"label": e.label, "group": e.group, "role": e.role, "seed": e.seed,
                          "source": e.source_label, "target": e.target_label, "matrix": e.matrix,
                          "needs": list(e.needs),
