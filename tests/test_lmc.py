@@ -12,8 +12,7 @@ from tickets.cli import main
 from tickets.config import load_experiment
 from tickets.imp import make_runner
 from tickets.lmc import barrier, badness, evaluate_path, interpolate, recompute_batchnorm, replay_to, train_copy
-from tickets.masks import Mask
-from tickets.rewind import capture, load_state
+from tickets.rewind import load_state
 from tickets.runner import seed_everything, stage_seed
 
 

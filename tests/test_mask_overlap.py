@@ -20,7 +20,7 @@ def subsets(n, k):
 
 
 def test_the_chance_level_equals_the_mean_over_every_pair_of_masks():
-    layers = {"a": (6, 2, 3), "b": (4, 1, 2)}  # n, kept by A, kept by B
+    # layer a: 6 weights, A keeps 2, B keeps 3; layer b: 4 weights, A keeps 1, B keeps 2
     sums = {"a": [], "b": [], ALL: []}
     for a1, b1, a2, b2 in itertools.product(subsets(6, 2), subsets(6, 3), subsets(4, 1), subsets(4, 2)):
         real = overlap(Mask({"a": a1, "b": a2}), Mask({"a": b1, "b": b2}))

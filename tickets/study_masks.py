@@ -5,7 +5,8 @@ weights, more often than random masks of the same layer densities would?
   tickets (mean over the pairs).
 * Across datasets, optimizers, tasks: for every transfer pair whose target also found its own
   tickets (the target is a source, or the matrix has ``diagonal: true``), the source's ticket
-  against the target's own, at each transferred level, seed by seed (mean over seeds).
+  against the target's own, at each level both have, seed by seed (mean over seeds); once per
+  unordered pair (a → b and b → a compare the same two masks).
 
 Each beside its exact chance level (:mod:`tickets.mask_overlap`); every ticket is loaded checked.
 """
@@ -58,16 +59,18 @@ def mask_section(entries: list[dict[str, Any]]) -> list[str]:
         for level in sorted(set.intersection(*(set(masks[e["label"]]) for e in es))):
             pairs = [(masks[a["label"]][level], masks[b["label"]][level]) for a, b in itertools.combinations(es, 2)]
             rows.append(_row(f"{group}: seed vs seed", level, pairs))
-    own = {(e["group"], e["seed"]): e["label"] for e in entries if e["role"] != "target"}
+    own = {(e["group"], e["seed"]): e["label"] for e in entries if e["role"] != "target"}  # who found tickets
     transfers: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for e in entries:
+    for e in entries:  # a → b and b → a compare the same two masks: once per unordered pair
         if e["role"] == "target" and (e["source"], e["seed"]) in own and (e["target"], e["seed"]) in own:
-            transfers[(e["source"], e["target"])].append(e)
+            pair = tuple(sorted((e["source"], e["target"])))
+            if all(other["seed"] != e["seed"] for other in transfers[pair]):
+                transfers[pair].append(e)
     for (source, target), es in sorted(transfers.items()):
         found = [(masks.get(own[(source, e["seed"])]), masks.get(own[(target, e["seed"])])) for e in es]
         found = [(s, t) for s, t in found if s is not None and t is not None]
         if not found:
             continue
         for level in sorted(set.intersection(*(set(s) & set(t) for s, t in found))):
-            rows.append(_row(f"{source}'s ticket vs {target}'s own", level, [(s[level], t[level]) for s, t in found]))
+            rows.append(_row(f"{source}'s tickets vs {target}'s", level, [(s[level], t[level]) for s, t in found]))
     return HEADER + rows if rows else []
