@@ -111,7 +111,11 @@ def main() -> int:
             print(f"{level:>5} {weights:>9.1f} " + " ".join(
                 f"{m:>9.3f} ± {s:<5.3f}" if (m, s) != (None, None) else f"{'':>17}"
                 for m, s in ((c[1], c[2]) if c else (None, None) for c in cells)))
-    figure = plot(curves, Path(args.out) / f"cross_domain_{args.budget}.png")
+    from tickets.study_report import aggregate, cross_domain_figure
+
+    panels = {d: {"entry": {"role": "experiment", "domain": d},
+                  "cells": aggregate([runners[(d, k)].run.rows() for k in args.seeds])} for d in experiments}
+    figure = cross_domain_figure(panels, Path(args.out) / f"cross_domain_{args.budget}.png")
     print(f"\nfigure: {figure}")
     return 0
 
@@ -127,33 +131,6 @@ def relative_to_dense(per_seed: list[list[dict]]) -> dict[tuple[int, str], tuple
             weights[(r["level"], r["condition"])] = r["weights_remaining_pct"]
     return {key: (weights[key], statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0)
             for key, v in ratios.items()}
-
-
-def plot(curves: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tickets.plot import STYLE
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
-    for ax, (domain, cells) in zip(axes[0], curves.items()):
-        for condition in sorted({c for _, c in cells if c != "dense"}):
-            xs, ys, ss = zip(*sorted((cells[k] for k in cells if k[1] == condition), reverse=True))
-            color, marker = STYLE.get(condition, (None, "x"))
-            ax.plot(xs, ys, marker=marker, color=color, label=condition)
-            ax.fill_between(xs, [y - s for y, s in zip(ys, ss)], [y + s for y, s in zip(ys, ss)], color=color,
-                            alpha=0.15)
-        ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
-        ax.set(xscale="log", title=domain, xlabel="weights remaining (%)", ylabel="value / dense")
-        ax.invert_xaxis()
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ configs/studies/transfer_mnist_variants.yaml (`tickets study`, with a report and
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -104,12 +103,11 @@ def main() -> int:
             if row["level"] in args.levels:
                 cells[(row["level"], s, t, row["condition"])] = row["value"]
     out = Path(args.out) / base
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "matrix.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["level", "source", "target", "condition", "value"])
-        writer.writerows([*key, repr(value)] for key, value in sorted(cells.items()))
+    from tickets import store
     from tickets.study_report import advantage, heat_map
+
+    store.write_csv(out / "matrix.csv", ["level", "source", "target", "condition", "value"],
+                    [[*key, repr(value)] for key, value in sorted(cells.items())])
 
     labels = list(variants)
     metric = next(iter(sources.values())).domain.primary_metric

@@ -91,9 +91,11 @@ def _init_worker(threads: int, counter: Any, gpus: list[str], show: bool, lock: 
         tqdm.set_lock(lock)  # the driver's lock: bars of several processes do not write over each other
 
 
-def _work(resolved: dict, out: str, node: Node, threads: int | None = None, cwd: str | None = None) -> bool:
+def _work(resolved: dict, out: str, node: Node, threads: int | None = None, cwd: str | None = None,
+          show_progress: bool | None = None) -> bool:
     """In a worker: the node of the experiment ``resolved`` under ``out``; the runner is built once
-    per worker and experiment. ``threads``/``cwd``: set for workers the pool did not start (Ray's)."""
+    per worker and experiment. ``threads``/``cwd``/``show_progress``: set for workers the pool did not
+    start (Ray's); a pool worker's initializer has set them."""
     from .config import load_experiment
     from .imp import make_runner
 
@@ -107,7 +109,7 @@ def _work(resolved: dict, out: str, node: Node, threads: int | None = None, cwd:
     key = repr((sorted(resolved.items(), key=str), out))
     runner = _WORKER.get(key)
     if runner is None:
-        runner = make_runner(load_experiment(resolved), out, show_progress=None if threads is None else False)
+        runner = make_runner(load_experiment(resolved), out, show_progress=show_progress)
         runner.run.stages = runner.stages()
         _WORKER[key] = runner
     return run_claimed(runner, node, wait=False)

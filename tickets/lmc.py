@@ -85,23 +85,35 @@ class PathResult:
 
 def replay_to(domain, model: nn.Module, *, steps: int, k: int, seed: int) -> dict[str, torch.Tensor]:
     """Train ``model`` (at θ0) as the dense run does and return its state at step ``k`` (θk)."""
-    if k == 0:
-        return capture(model)
-    reached: dict[str, Any] = {}
+    return replay_states(domain, model, steps=steps, ks=[k], seed=seed)[k]
+
+
+def replay_states(domain, model: nn.Module, *, steps: int, ks: Sequence[int], seed: int
+                  ) -> dict[int, dict[str, torch.Tensor]]:
+    """θk for every k in ``ks``, from one replay of the dense run stopped at the largest."""
+    states = {0: capture(model)} if 0 in ks else {}
+    wanted, last = set(ks) - {0}, max(ks)
+    if not wanted:
+        return states
+    reached: list[int] = []
 
     def on_step(step: int) -> None:
-        if step >= k:
-            reached["step"], reached["state"] = step, capture(model)
+        reached.append(step)
+        if step in wanted:
+            states[step] = capture(model)
+        if step >= last:
             raise _Reached
 
     try:
         domain.train(model, steps=steps, start_step=0, seed=seed, on_step=on_step, eval_every=0)
     except _Reached:
         pass
-    if reached.get("step") != k:
-        raise ValueError(f"k={k}: the {domain.name} loop reports step {reached.get('step')} first, not {k}; "
+    missed = sorted(wanted - set(states))
+    if missed:
+        near = next((s for s in reached if s >= missed[0]), None)
+        raise ValueError(f"k={missed[0]}: the {domain.name} loop reports step {near} first, not {missed[0]}; "
                          f"choose multiples of {domain.step_multiple()} below train.steps ({steps})")
-    return reached["state"]
+    return states
 
 
 def train_copy(domain, model: nn.Module, prunable: Mapping[str, nn.Parameter], mask: Mask, *, steps: int, k: int,

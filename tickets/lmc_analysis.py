@@ -11,8 +11,6 @@ run's config, θ0, the tickets of the levels asked for, and k against the loop's
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +21,7 @@ from . import run_files, store
 from .artifact import Ticket
 from .config import load_experiment
 from .errors import ArtifactError, ConfigError
-from .lmc import POINTS, PathResult, evaluate_path, path_result, replay_to, train_copy
+from .lmc import POINTS, PathResult, evaluate_path, path_result, replay_states, train_copy
 from .masks import Mask
 from .rewind import load_state
 from .run_dir import RunDir
@@ -59,9 +57,7 @@ def analyze_lmc(run_dir: str | Path, ks: list[int], levels: list[int] | None = N
     theta0 = run.load_state("init")  # checked on read
     template = domain.build_model(seed=cfg.seed)
     p = cfg.pruning
-    names = list(select_prunable(template, p.include, p.exclude, base=domain.prunable(template)))
-    masks = {0: Mask({n: torch.ones(t.shape, dtype=torch.bool) for n, t in template.state_dict().items()
-                      if n in names})}
+    masks = {0: Mask.ones_like(select_prunable(template, p.include, p.exclude, base=domain.prunable(template)))}
     for level in levels:
         if level:
             masks[level] = Ticket.load(run.ticket_dir(level), with_rewind=False).mask
@@ -74,12 +70,13 @@ def analyze_lmc(run_dir: str | Path, ks: list[int], levels: list[int] | None = N
             raise ConfigError(f"--recompute-bn: the {domain.name} domain gives no training batches to estimate "
                               "BatchNorm statistics from")
 
+    model = domain.build_model(seed=cfg.seed)
+    load_state(model, theta0)
+    seed_everything(stage_seed(cfg.seed, 0, "dense"))
+    replayed = replay_states(domain, model, steps=cfg.train.steps, ks=ks, seed=cfg.seed)  # one pass for every k
     results = []
     for k in sorted(ks):
-        model = domain.build_model(seed=cfg.seed)
-        load_state(model, theta0)
-        seed_everything(stage_seed(cfg.seed, 0, "dense"))
-        theta_k = replay_to(domain, model, steps=cfg.train.steps, k=k, seed=cfg.seed)
+        theta_k = replayed[k]
         if k == cfg.rewind.step and saved_rewind is not None:
             differ = [n for n, t in saved_rewind.items() if n in theta_k and not torch.equal(t, theta_k[n])]
             if differ:
@@ -111,15 +108,11 @@ def analyze_lmc(run_dir: str | Path, ks: list[int], levels: list[int] | None = N
 def _write(out: Path, results: list[PathResult], metric: str, recompute_bn: bool) -> None:
     store.write_json(out / "lmc.json", {"metric": metric, "recompute_bn": recompute_bn,
                                         "paths": [asdict(r) for r in results]})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["level", "k", "weights_remaining_pct", "instability", "loss_instability", f"{metric}_a",
-                     f"{metric}_b"])
-    for r in results:
-        writer.writerow([r.level, r.k, repr(r.extra["weights_remaining_pct"]), repr(r.instability),
-                         "" if r.loss_instability is None else repr(r.loss_instability),
-                         repr(r.metrics[0][metric]), repr(r.metrics[-1][metric])])
-    store.write_text(out / "lmc.csv", buffer.getvalue())
+    store.write_csv(out / "lmc.csv", ["level", "k", "weights_remaining_pct", "instability", "loss_instability",
+                                      f"{metric}_a", f"{metric}_b"],
+                    [[r.level, r.k, repr(r.extra["weights_remaining_pct"]), repr(r.instability),
+                      "" if r.loss_instability is None else repr(r.loss_instability),
+                      repr(r.metrics[0][metric]), repr(r.metrics[-1][metric])] for r in results])
     _figures(out, results, metric)
 
 

@@ -14,8 +14,6 @@ Every ticket is loaded checked (:meth:`tickets.artifact.Ticket.load`); nothing i
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from . import run_files, store
@@ -55,7 +53,7 @@ def analyze_masks(run_dir: str | Path, compare: list[str | Path] = (), levels: l
     others = {str(p): tickets_of(p) for p in compare}  # all read and checked before anything is written
     out = run_dir / OUT
     rows = [[lvl, name, f"{d!r}"] for lvl, m in every.items() for name, d in m.layer_density().items()]
-    store.write_text(out / "layer_density.csv", _csv(["level", "layer", "density"], rows))
+    store.write_csv(out / "layer_density.csv", ["level", "layer", "density"], rows)
     _density_figure(every, out / "layer_density.png")
     if not others:
         return ""
@@ -80,22 +78,13 @@ def analyze_masks(run_dir: str | Path, compare: list[str | Path] = (), levels: l
             r, c, e = real[ALL], chance[ALL], above[ALL]
             lines.append(f"{level:>5}  {_short(other):<40} {r.jaccard:>8.4f} {c.jaccard:>8.4f} "
                          f"{'' if e is None else f'{e:.4f}':>7} {r.shared:>7.4f} {c.shared:>7.4f}")
-    store.write_text(out / "overlap.csv", _csv(["level", "compared_with", "layer", "kept", "kept_other", "common",
-                                                 "jaccard", "chance_jaccard", "excess", "shared", "chance_shared"],
-                                                table))
+    store.write_csv(out / "overlap.csv", ["level", "compared_with", "layer", "kept", "kept_other", "common", "jaccard",
+                                          "chance_jaccard", "excess", "shared", "chance_shared"], table)
     return "\n".join(lines)
 
 
 def _short(path: str) -> str:
     return path if len(path) <= 40 else "..." + path[-37:]
-
-
-def _csv(header: list[str], rows: list[list]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _density_figure(masks: dict[int, Mask], path: Path) -> None:

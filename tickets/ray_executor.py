@@ -52,7 +52,7 @@ class RayPool(cf.Executor):
         ray = _ray()
         if fn not in self._remote:
             self._remote[fn] = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries)(fn)
-        extra = {"threads": self.threads, "cwd": os.getcwd()}
+        extra = {"threads": self.threads, "cwd": os.getcwd(), "show_progress": False}  # Ray keeps workers' output
         return self._remote[fn].remote(*args, **{**extra, **kwargs}).future()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from collections.abc import Mapping
@@ -155,13 +153,9 @@ def _same_config(stored: Any, resolved: Any) -> bool:
 def table_csv(rows: list[dict[str, Any]]) -> str:
     extra = sorted({k for r in rows for k in r.get("metrics", {})})
     summary = sorted({k for r in rows for k in r.get("summary") or {}})
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(TABLE_COLUMNS + [f"test_{k}" for k in extra] + summary)
-    for r in rows:
-        writer.writerow([_fmt(r.get(c)) for c in TABLE_COLUMNS] + [_fmt(r.get("metrics", {}).get(k)) for k in extra]
-                        + [_fmt((r.get("summary") or {}).get(k)) for k in summary])
-    return buf.getvalue()
+    return store.csv_text(TABLE_COLUMNS + [f"test_{k}" for k in extra] + summary,
+                          [[_fmt(r.get(c)) for c in TABLE_COLUMNS] + [_fmt(r.get("metrics", {}).get(k)) for k in extra]
+                           + [_fmt((r.get("summary") or {}).get(k)) for k in summary] for r in rows])
 
 
 def _fmt(v: Any) -> str:

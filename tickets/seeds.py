@@ -94,18 +94,13 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
 
 def write_summary(path: str | Path) -> tuple[str, Path]:
     """Print-ready table; writes summary.csv and a plot (mean with a ±std band per condition)."""
-    import csv
-    import io
-
     rows = aggregate(path)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["level", "condition", "weights_remaining_pct", "metric", "mean", "std", "n", "early_stop_step",
-                     "paths_cut"])
-    for r in rows:
-        writer.writerow([r["level"], r["condition"], f"{r['weights_remaining_pct']:.6g}", r["metric"],
-                         f"{r['value']:.6g}", f"{r['std']:.6g}", r["n"],
-                         "" if r["early_stop_step"] is None else f"{r['early_stop_step']:.6g}", r["paths_cut"]])
-    store.best_effort(Path(path) / "summary.csv", lambda p: store.write_text(p, buf.getvalue()))
+    text = store.csv_text(["level", "condition", "weights_remaining_pct", "metric", "mean", "std", "n",
+                           "early_stop_step", "paths_cut"],
+                          [[r["level"], r["condition"], f"{r['weights_remaining_pct']:.6g}", r["metric"],
+                            f"{r['value']:.6g}", f"{r['std']:.6g}", r["n"],
+                            "" if r["early_stop_step"] is None else f"{r['early_stop_step']:.6g}", r["paths_cut"]]
+                           for r in rows])
+    store.best_effort(Path(path) / "summary.csv", lambda p: store.write_text(p, text))
     png = store.best_effort(Path(path) / "plot.png", lambda p: plot(rows, p, title=Path(path).name, band="std"))
     return format_summary(rows), png

@@ -87,6 +87,22 @@ def write_text(path: Path, text: str) -> None:
     _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def csv_text(header: list[str], rows) -> str:
+    """A CSV document (``\n`` line ends) of ``header`` and ``rows``."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_csv(path: Path, header: list[str], rows) -> None:
+    write_text(path, csv_text(header, rows))
+
+
 def write_json(path: Path, data) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 

@@ -121,7 +121,6 @@ def run_path(experiment: Experiment, out: str | Path) -> Path:
 class _Loaded:
     item: Item
     experiment: Experiment  # as loaded: over several seeds, or one
-    role: str = ""  # "source" once listed among a matrix's sources
 
     @property
     def seeds(self) -> list[int]:
@@ -155,20 +154,21 @@ def _compile(path: Path, out: Path, check_fit: bool) -> Study:
     if not study.experiments and not matrices:
         raise ConfigError("the study has no experiments and no transfer matrix")
     labels: dict[str, _Loaded] = {}
+    sources: dict[str, _Loaded] = {}  # every matrix's sources so far, by label
     experiments = [_load(i, study.seeds) for n, raw in enumerate(study.experiments)
                    for i in expand(raw, f"experiments[{n}]", base)[1]]
     for loaded in experiments:
         _claim(labels, loaded)
     entries = [_entry(x, k, "experiment") for x in experiments for k in x.seeds]
     for where, matrix in matrices:
-        entries += _matrix_entries(study.name, where, matrix, base, out, study.seeds, labels, check_fit)
+        entries += _matrix_entries(study.name, where, matrix, base, out, study.seeds, labels, sources, check_fit)
     entries.sort(key=lambda e: ("experiment", "source", "diagonal", "target").index(e.role))  # stable: needs first
     _check_distinct_runs(entries, out)
     return Study(study.name, path, out, study.seeds, entries, list(study.analyses))
 
 
 def _matrix_entries(name: str, where: str, matrix: MatrixConfig, base: Path, out: Path, seeds: list[int] | None,
-                    labels: dict[str, _Loaded], check_fit: bool) -> list[StudyEntry]:
+                    labels: dict[str, _Loaded], earlier: dict[str, _Loaded], check_fit: bool) -> list[StudyEntry]:
     """The source, diagonal and target entries of one matrix (``where``: its place in the file)."""
     source_items: dict[str, StudyItem] = {}
     sources: list[_Loaded] = []
@@ -183,14 +183,13 @@ def _matrix_entries(name: str, where: str, matrix: MatrixConfig, base: Path, out
         targets += [_load(i, seeds, matrix if own else None) for i in items]
     reused: set[int] = set()  # sources of an earlier matrix listed again: run once, read by both
     for n, loaded in enumerate(sources):
-        prior = labels.get(loaded.item.label)
-        if prior is not None and prior.role == "source" and run_path(prior.experiment, out) == run_path(
-                loaded.experiment, out):
+        prior = earlier.get(loaded.item.label)
+        if prior is not None and run_path(prior.experiment, out) == run_path(loaded.experiment, out):
             sources[n] = prior
             reused.add(n)
         else:
             _claim(labels, loaded)
-            loaded.role = "source"
+            earlier[loaded.item.label] = loaded
     shared: dict[str, _Loaded] = {}  # targets that are sources, by label
     for t in targets:
         s = labels.get(t.item.label)

@@ -153,7 +153,7 @@ def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
         from .study_masks import mask_section
 
         lines += mask_section(info["entries"])
-    figure = _cross_domain_figure(data, directory / "cross_domain.png")
+    figure = cross_domain_figure(data, directory / "cross_domain.png")
     if figure:
         lines += ["", "## Across domains", "", f"![value relative to dense]({figure.name})"]
     path = directory / "report.md"
@@ -272,7 +272,7 @@ def _column_goodness(values: list[list[float]], metrics: list[str | None]) -> li
     return out
 
 
-def _cross_domain_figure(data: dict[str, dict], path: Path) -> Path | None:
+def cross_domain_figure(data: dict[str, dict], path: Path) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
