@@ -111,3 +111,17 @@ def test_the_cli_writes_the_analysis_and_refuses_bad_input_before_training(run, 
         assert p["instability"] == pytest.approx(max(p["errors"]) - (p["errors"][0] + p["errors"][-1]) / 2)
         assert len(p["alphas"]) == 3
     assert (run.run.path / "analysis/lmc/instability.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_non_finite_metric_on_the_path_is_refused_not_recorded():
+    from tickets.errors import DivergedError
+    from tickets.lmc import path_result
+
+    class Dom:
+        primary_metric, higher_is_better = "accuracy", True
+
+    metrics = [{"accuracy": 0.9}, {"accuracy": float("nan")}, {"accuracy": 0.9}]
+    with pytest.raises(DivergedError, match=r"lmc level 1, k=5: the test accuracy is not finite at α = 0.5"):
+        path_result(Dom(), 5, 1, [0.0, 0.5, 1.0], metrics, (1, 2))
+    assert path_result(Dom(), 5, 1, [0.0, 0.5, 1.0], [{"accuracy": 0.9}, {"accuracy": 0.8}, {"accuracy": 0.9}],
+                       (1, 2)).instability == pytest.approx(0.1)

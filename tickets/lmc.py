@@ -31,6 +31,7 @@ from torch import nn
 
 from .divergence import finite
 from .enforce import MaskEnforcer
+from .errors import DivergedError
 from .masks import Mask
 from .rewind import capture, load_state
 
@@ -163,6 +164,10 @@ def evaluate_path(domain, model: nn.Module, a: Mapping[str, torch.Tensor], b: Ma
 def path_result(domain, k: int, level: int, alphas: list[float], metrics: list[dict], seeds: tuple[int, int]
                 ) -> PathResult:
     primary = domain.primary_metric
+    bad = [a for a, m in zip(alphas, metrics) if not finite(m.get(primary))]
+    if bad:  # diverged copies: no barrier to record
+        raise DivergedError(f"lmc level {level}, k={k}: the test {primary} is not finite at α = {bad[0]:g} on the path "
+                            "between the two trained copies (a copy diverged); nothing is recorded")
     errors = [badness(m[primary], domain.higher_is_better) for m in metrics]
     losses = [m.get("loss") for m in metrics]
     loss_barrier = barrier(losses) if all(finite(x) for x in losses) else None
