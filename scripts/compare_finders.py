@@ -30,9 +30,9 @@ from tickets.collapse import diagnose, max_compression_before_collapse
 from tickets.config import load_experiment
 from tickets.domain import forward_ones_of
 from tickets.errors import ConfigError, RegistryError, TicketMismatchError
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.masks import Mask
-from tickets.prune_at_init import DEFAULT_ITERATIONS, scoring_batches_for, scoring_context
+from tickets.prune_at_init import scoring_batches_for, scoring_context
 from tickets.runner import stage_seed
 
 AT_INIT = ["magnitude", "random", "snip", "grasp", "synflow"]
@@ -63,7 +63,7 @@ def masks_only(config: str, overrides: list[str], finder: str, targets: list[flo
     forward_ones = forward_ones_of(domain, model)
     batches, _ = scoring_batches_for(domain, finder, p, seed, model)
     scorer = registry.scorers.get(finder)
-    iterations = p.iterations or DEFAULT_ITERATIONS.get(finder, 1)
+    iterations = p.iterations or registry.scorer_needs(finder).iterations
     ones = Mask({n: torch.ones(q.shape, dtype=torch.bool) for n, q in prunable.items()})
     rows = []
     for c in targets:

@@ -80,7 +80,7 @@ def main() -> int:
 
     # 2. a runner per (domain, seed), all run on one executor: the controls beside the ticket chain
     from tickets.executors import run_processes, run_serial
-    from tickets.imp import make_runner
+    from tickets.methods import make_runner
 
     from tickets.errors import StagesFailedError
 

@@ -62,7 +62,7 @@ def main() -> int:
     common = [*args.set, f"controls={json.dumps(args.controls)}"]
 
     # 1. the sources (each variant's own IMP run) and the transfers, every config checked first
-    from tickets.imp import make_runner
+    from tickets.methods import make_runner
 
     try:
         base = load_experiment(args.config, common).config.name

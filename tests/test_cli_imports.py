@@ -42,7 +42,7 @@ def test_help_does_not_import_torch():
     ("domain.dataset.validation=2", "config.domain.dataset.validation: must be in (0, 1), got 2.0"),
     ("domain.optimizer.lr=-1", "config.domain.optimizer.lr: must be positive, got -1"),
     ("domain.schedule.gamma=0", "config.domain.schedule.gamma: must be in (0, 1], got 0"),
-    ("pruning.scorer=snip", "config.pruning.scorer: IMP scores the trained weights with magnitude or random"),
+    ("pruning.scorer=snip", "config.pruning.scorer: 'snip' scores the initialisation, not trained weights"),
 ])
 def test_a_bad_domain_or_pruning_value_is_refused_before_torch_is_imported(override, message):
     out, err = probe("run", "configs/vision/lenet300_mnist.yaml", override)

@@ -183,7 +183,7 @@ def test_config_files_that_are_not_text_are_one_line_errors(tmp_path, capsys, ma
 
 
 def test_a_batch_larger_than_the_training_split_is_refused_before_any_work(tmp_path):
-    from tickets.imp import make_runner
+    from tickets.methods import make_runner
 
     exp = load_experiment(vision_config(**{"domain.dataset.max_train": 20, "domain.batch_size": 32}))
     with pytest.raises(ConfigError, match=r"^config.domain.batch_size: 32 is larger than the training split "

@@ -21,7 +21,7 @@ from conftest import vision_config
 from damaged_helpers import one_error_line, snapshot
 from tickets.cli import main
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = 2

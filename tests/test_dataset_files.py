@@ -24,7 +24,7 @@ from domains.nlp import DatasetSpec
 from tickets.cli import main
 from tickets.config import load_experiment
 from tickets.errors import ConfigError
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.typed import from_dict
 
 torch.set_num_threads(1)

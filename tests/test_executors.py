@@ -19,7 +19,7 @@ from tickets import claims, stage_graph, store
 from tickets.config import load_experiment
 from tickets.errors import StagesFailedError
 from tickets.executors import run_processes
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.runner import Runner
 from tickets.seeds import aggregate, run_seeds
 

@@ -7,7 +7,7 @@ import yaml
 from conftest import vision_config
 from tickets.artifact import Ticket
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 
 
 def test_early_bird_without_rewind_and_without_a_draw_trains_every_condition(tmp_path, capsys):

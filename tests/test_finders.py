@@ -7,7 +7,7 @@ from conftest import vision_config
 from tickets.artifact import Ticket
 from tickets.config import load_experiment
 from tickets.errors import ConfigError
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.store import read_tensors
 
 
@@ -92,7 +92,7 @@ def test_finder_configs_are_checked():
     with pytest.raises(ConfigError, match="rewind.step: pruning at initialisation trains from θ0"):
         load_experiment(at_init("snip", **{"rewind.step": 5}))
     # settings that need no model are refused with the config, before torch is imported
-    with pytest.raises(ConfigError, match="pruning.scorer: IMP scores the trained weights with magnitude or random"):
+    with pytest.raises(ConfigError, match="pruning.scorer: 'snip' scores the initialisation, not trained weights"):
         load_experiment(vision_config(**{"pruning.scorer": "snip"}))
     with pytest.raises(ConfigError, match="pruning.early_bird.every: 500 is beyond train.steps"):
         load_experiment(vision_config(**{"pruning.method": "early_bird", "pruning.compressions": [5],

@@ -3,7 +3,7 @@
 import pytest
 
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 
 DOMAINS = {
     "nlp": {"name": "nlp", "batch_size": 8, "model": {"hidden_size": 16, "num_hidden_layers": 1,

@@ -11,7 +11,7 @@ from tickets import prune_at_init
 from tickets.artifact import Ticket
 from tickets.config import load_experiment
 from tickets.errors import ConfigError
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 
 
 def grasp_config(**kw):

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -10,7 +10,7 @@ from torch import nn
 from conftest import vision_config
 from tickets.cli import main
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.lmc import barrier, badness, evaluate_path, interpolate, recompute_batchnorm, replay_to, train_copy
 from tickets.rewind import load_state
 from tickets.runner import seed_everything, stage_seed

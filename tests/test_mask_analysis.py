@@ -9,7 +9,7 @@ from conftest import vision_config
 from tickets.artifact import Ticket
 from tickets.cli import main
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.mask_overlap import expected_random_overlap, overlap
 
 

@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 from nlp_fixtures import save_checkpoint  # noqa: E402
 from tickets.config import load_experiment  # noqa: E402
 from tickets.errors import ConfigError  # noqa: E402
-from tickets.imp import make_runner  # noqa: E402
+from tickets.methods import make_runner  # noqa: E402
 
 from domains.nlp import data  # noqa: E402
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file  # noqa: E402
 from tickets.artifact import Ticket  # noqa: E402
 from tickets.config import load_experiment  # noqa: E402
 from tickets.errors import ConfigError, TicketMismatchError  # noqa: E402
-from tickets.imp import make_runner  # noqa: E402
+from tickets.methods import make_runner  # noqa: E402
 from tickets.store import read_tensors  # noqa: E402
 from tickets.typed import from_dict  # noqa: E402
 

@@ -5,7 +5,7 @@ import shutil
 from conftest import vision_config
 from tickets.cli import main
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 
 
 def test_report_of_an_unfinished_run_says_so(tmp_path, capsys):

@@ -22,7 +22,7 @@ from tickets import store
 from tickets.artifact import Ticket
 from tickets.cli import main
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.masks import Mask
 from tickets.run_dir import RunDir
 

@@ -10,7 +10,8 @@ from tickets import registry
 from tickets.config import load_experiment
 from tickets.enforce import MaskEnforcer
 from tickets.errors import ConfigError
-from tickets.imp import IMPRun, make_runner
+from tickets.imp import IMPRun
+from tickets.methods import make_runner
 from tickets.masks import Mask
 from tickets.optim import load_optimizer_tensors, optimizer_tensors
 from tickets.rewind import capture, load_state

@@ -26,7 +26,7 @@ from tickets import registry  # noqa: E402
 from tickets.artifact import Ticket  # noqa: E402
 from tickets.config import load_experiment  # noqa: E402
 from tickets.enforce import MaskEnforcer  # noqa: E402
-from tickets.imp import make_runner  # noqa: E402
+from tickets.methods import make_runner  # noqa: E402
 from tickets.masks import Mask  # noqa: E402
 from tickets.rewind import capture, load_state  # noqa: E402
 

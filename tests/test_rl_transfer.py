@@ -6,7 +6,7 @@ import torch
 from tickets.artifact import Ticket
 from tickets.config import load_experiment
 from tickets.errors import TicketMismatchError
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 
 
 def rl_config(name, **domain):

@@ -17,7 +17,7 @@ from domains.rl import RLConfig, RLDomain  # noqa: E402
 from domains.rl.domain import algorithm_of  # noqa: E402
 from tickets.config import load_experiment  # noqa: E402
 from tickets.errors import ConfigError  # noqa: E402
-from tickets.imp import make_runner  # noqa: E402
+from tickets.methods import make_runner  # noqa: E402
 from tickets.rewind import capture  # noqa: E402
 
 TINY = dict(n_steps=32, batch_size=32, n_epochs=1, net_arch=[8], eval_episodes=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from nlp_fixtures import save_checkpoint, write_glue_task
 from vision_fixtures import install_fake_hub, write_dataset
 

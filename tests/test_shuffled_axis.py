@@ -46,9 +46,9 @@ def test_default_axis_is_rows_and_unchanged():
 def test_the_runner_passes_the_domains_output_axes(tmp_path, monkeypatch):
     from conftest import vision_config
     from domains.vision import VisionDomain
-    from tickets import registry, runner
+    from tickets import controls, registry
     from tickets.config import load_experiment
-    from tickets.imp import make_runner
+    from tickets.methods import make_runner
 
     class Columns(VisionDomain):
         name = "columns_out"
@@ -58,9 +58,8 @@ def test_the_runner_passes_the_domains_output_axes(tmp_path, monkeypatch):
 
     registry.domains.register("columns_out", Columns)
     seen = []
-    real = runner.CONTROL_MASKS["shuffled_mask"]
-    monkeypatch.setitem(runner.CONTROL_MASKS, "shuffled_mask",
-                        lambda m, g, axes=None: seen.append(axes) or real(m, g, axes))
+    real = controls.ShuffledMask.mask
+    monkeypatch.setattr(controls.ShuffledMask, "mask", lambda self, m, g, axes: seen.append(axes) or real(self, m, g, axes))
     cfg = vision_config(**{"domain.name": "columns_out", "train.steps": 2, "train.eval_every": 0,
                            "pruning.levels": 1, "controls": ["shuffled_mask"]})
     make_runner(load_experiment(cfg), tmp_path, show_progress=False).execute()

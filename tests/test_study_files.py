@@ -10,7 +10,7 @@ import yaml
 from conftest import vision_config
 from tickets.config import load_experiment
 from tickets.errors import ConfigError
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.study import load_study, run_path
 
 ROOT = Path(__file__).resolve().parents[1]

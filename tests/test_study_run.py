@@ -12,7 +12,7 @@ from conftest import vision_config
 from tickets import store
 from tickets.errors import ArtifactError
 from tickets.executors import run_processes
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.study import load_study
 from tickets.study_report import bootstrap, read_study, report, within
 from tickets.run_dir import RunDir

@@ -8,7 +8,7 @@ from conftest import vision_config
 from tickets.artifact import Ticket
 from tickets.config import load_experiment
 from tickets.errors import ConfigError
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.store import read_tensors
 
 

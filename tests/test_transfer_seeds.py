@@ -8,7 +8,7 @@ from conftest import vision_config
 from tickets.artifact import Ticket
 from tickets.config import load_experiment
 from tickets.errors import ConfigError
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 from tickets.seeds import run_seeds
 
 TINY = {"train.steps": 4, "train.eval_every": 0, "pruning.levels": 1, "controls": []}

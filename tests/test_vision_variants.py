@@ -17,7 +17,7 @@ from domains.vision.data import _load_local, _split_indices, load
 from domains.vision.variants import apply, permutation, permute
 from tickets.artifact import Ticket
 from tickets.config import load_experiment
-from tickets.imp import make_runner
+from tickets.methods import make_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,8 @@ _EXPORTS = {
     "Domain": "domain", "TrainResult": "domain", "check_domain": "domain", "MaskEnforcer": "enforce",
     "ConfigError": "errors", "TicketMismatchError": "errors", "Mask": "masks", "apply_mask": "rewind",
     "capture": "rewind", "random_mask": "rewind", "rewind": "rewind", "shuffled_mask": "rewind",
-    "default_prunable": "selection", "select_prunable": "selection",
+    "default_prunable": "selection", "select_prunable": "selection", "make_runner": "methods",
+    "ScorerNeeds": "scorer_needs", "MethodSpec": "method_spec",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -11,7 +11,7 @@ The iterative driver prunes in ``iterations`` rounds; round ``k`` (1-based) prun
 
 recomputing the scores on the current mask before each round. ``iterations=1`` is one-shot (SNIP
 and GraSP as published; their iterative variants are the same call with ``iterations > 1``);
-SynFlow as published uses 100 rounds (:data:`tickets.prune_at_init.DEFAULT_ITERATIONS`).
+SynFlow as published uses 100 rounds (its registered :class:`tickets.scorer_needs.ScorerNeeds`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
 
     experiment = load_experiment(args.config, args.overrides)  # checked before torch is imported
-    from .imp import make_runner
+    from .methods import make_runner
     from .report import report
 
     if args.threads:
@@ -72,7 +72,7 @@ def _study(args: argparse.Namespace) -> int:
     from .study import load_study
 
     study = load_study(args.target, args.out)  # every entry checked before anything runs
-    from .imp import make_runner
+    from .methods import make_runner
     from .study_report import report
     from .study_run import run_study
 

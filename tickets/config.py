@@ -16,13 +16,12 @@ from typing import Any, Literal
 from . import registry
 from .config_yaml import parse_yaml
 from .errors import ConfigError, RegistryError
+from .method_spec import MethodSpec
+from .scorer_needs import check_scorer_fits
 from .typed import from_dict, non_default_dict, to_dict
 
 
-Control = Literal["reinit", "random_mask", "shuffled_mask"]
-
-
-IMP_SCORERS = ("magnitude", "random")  # IMP prunes by the trained weights; the others score at initialisation
+Control = str  # a registered control (tickets.registry.controls)
 
 
 @dataclass
@@ -59,7 +58,7 @@ class EarlyBirdConfig:
 
 @dataclass
 class PruningConfig:
-    method: Literal["imp", "at_init", "early_bird"] = "imp"
+    method: str = "imp"  # a registered method (tickets.registry.methods); what each reads: method_spec
     levels: int = 10  # pruning levels after the dense level 0
     fraction: float = 0.2  # pruned per level: of the remaining weights, or of the original ones
     fraction_of: Literal["remaining", "original"] = "remaining"  # Chen et al. 2020 prune 10% of the original
@@ -75,8 +74,13 @@ class PruningConfig:
     scoring_batches: int = 1  # batches for SNIP and GraSP
     samples_per_class: int = 10  # GraSP's class-balanced batches: examples of every class in each (Wang et al.: 10)
     early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
+    settings: dict[str, Any] = field(default_factory=dict)  # a plugin method's own section (its registered class)
 
     def __post_init__(self):
+        if self.method not in registry.methods:
+            raise ConfigError(f"method: {registry_message(registry.methods, self.method)}")
+        spec = registry.method_spec(self.method)
+        self.settings_obj = self._typed_settings(spec)
         if self.levels < 0:
             raise ConfigError(f"levels: must be >= 0, got {self.levels}")
         if not 0.0 < self.fraction < 1.0:
@@ -92,10 +96,8 @@ class PruningConfig:
                                       "weight; lower levels or the fraction")
         if self.scorer not in registry.scorers:
             raise ConfigError(f"scorer: {registry_message(registry.scorers, self.scorer)}")
-        if self.method == "imp" and self.scorer not in IMP_SCORERS:
-            raise ConfigError(f"scorer: IMP scores the trained weights with {' or '.join(IMP_SCORERS)}; "
-                              f"{self.scorer!r} scores at initialisation (pruning.method: at_init)")
-        if self.method != "imp" and not self.compressions:
+        check_scorer_fits(self.scorer, registry.scorer_needs(self.scorer), self.method)
+        if spec.compressions and not self.compressions:
             raise ConfigError(f"compressions: method {self.method!r} needs target compressions, e.g. [10, 100, 1000]")
         if any(c <= 1 for c in self.compressions) or self.compressions != sorted(self.compressions):
             raise ConfigError(f"compressions: must be increasing and above 1, got {self.compressions}")
@@ -105,6 +107,20 @@ class PruningConfig:
             raise ConfigError(f"scoring_batches: must be >= 1, got {self.scoring_batches}")
         if self.samples_per_class < 1:
             raise ConfigError(f"samples_per_class: must be >= 1, got {self.samples_per_class}")
+
+    def _typed_settings(self, spec: MethodSpec) -> Any:
+        """``settings`` checked against the method's registered dataclass."""
+        if spec.settings is None:
+            if self.settings:
+                raise ConfigError(f"settings: method {self.method!r} takes no settings, got {sorted(self.settings)}")
+            return None
+        cls = spec.settings
+        if isinstance(cls, str):
+            import importlib
+
+            module, _, attr = cls.partition(":")
+            cls = getattr(importlib.import_module(module), attr)
+        return from_dict(cls, self.settings, "settings")
 
 
 @dataclass
@@ -176,6 +192,7 @@ class ExperimentConfig:
             raise ConfigError(f"seeds: listed twice in {self.seeds}")
         if len(set(self.controls)) != len(self.controls):
             raise ConfigError(f"controls: listed twice in {self.controls}")
+        check_controls(self.controls)
         if self.pruning.method == "at_init" and self.rewind.step:
             raise ConfigError("rewind.step: pruning at initialisation trains from θ0; leave rewind.step at 0")
         every = self.pruning.early_bird.every
@@ -199,6 +216,15 @@ class ExperimentConfig:
         if self.pruning.method == "early_bird" and not self.pruning.early_bird.rewind:
             raise ConfigError("rewind.optimizer: with pruning.early_bird.rewind false training goes on from "
                               "the draw, where no optimizer state is kept; leave rewind.optimizer false")
+
+
+def check_controls(names: list[str], key: str = "controls") -> None:
+    """Every name a registered control, and none of the names the runner keeps for its own stages."""
+    for i, name in enumerate(names):
+        if name in ("ticket", "dense"):
+            raise ConfigError(f"{key}.{i}: {name!r} is a stage of every run, not a control")
+        if name not in registry.controls:
+            raise ConfigError(f"{key}.{i}: {registry_message(registry.controls, name)}")
 
 
 def registry_message(reg: registry.Registry, name: str) -> str:

@@ -97,7 +97,7 @@ def _work(resolved: dict, out: str, node: Node, threads: int | None = None, cwd:
     per worker and experiment. ``threads``/``cwd``/``show_progress``: set for workers the pool did not
     start (Ray's); a pool worker's initializer has set them."""
     from .config import load_experiment
-    from .imp import make_runner
+    from .methods import make_runner
 
     if threads is not None:
         import torch

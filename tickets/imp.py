@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from . import registry
-from .config import Experiment
 from .masks import Mask
 from .rewind import load_state
 from .runner import Runner, stage_seed
@@ -22,9 +21,7 @@ from .stage_rows import early_stop
 from .scorers import ScoringContext, prune
 from .store import read_tensors
 
-__all__ = ["IMPRun", "make_runner", "early_stop"]
-
-
+__all__ = ["IMPRun", "early_stop"]
 
 
 class IMPRun(Runner):
@@ -59,23 +56,3 @@ class IMPRun(Runner):
                 "fraction_of": p.fraction_of, "scope": p.scope,
                 "groups": [{"pattern": g.name, "fraction": g.fraction} for g in self.groups],
                 "rewind_step": self.config.rewind.step, "seed": self.config.seed}
-
-
-def make_runner(experiment: Experiment, out: str | Path = "runs", *, show_progress: bool | None = None) -> Runner:
-    """IMP, or a transfer study when the config has a ``transfer`` section. Everything is checked
-    here, before any training."""
-    if experiment.config.transfer is not None:
-        from .transfer import TransferRun
-
-        return TransferRun(experiment, out, show_progress=show_progress)
-    method = experiment.config.pruning.method
-    if method == "at_init":
-        from .prune_at_init import AtInitRun
-
-        return AtInitRun(experiment, out, show_progress=show_progress)
-    if method == "early_bird":
-        from .early_bird_run import EarlyBirdRun
-
-        return EarlyBirdRun(experiment, out, show_progress=show_progress)
-    return IMPRun(experiment, out, show_progress=show_progress)
-

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 STYLE = {"dense": ("black", "o"), "ticket": ("tab:blue", "o"), "reinit": ("tab:orange", "s"),
-         "random_mask": ("tab:green", "^"), "shuffled_mask": ("tab:red", "v")}
+         "random_mask": ("tab:green", "^"), "shuffled_mask": ("tab:red", "v"),
+         "random_mask_uniform": ("tab:purple", "D"), "random_mask_erk": ("tab:brown", "P")}
 
 
 def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "", band: str | None = None) -> Path:

@@ -14,24 +14,19 @@ from torch import nn
 from . import registry
 from .at_init import density_of, prune_at_init
 from .errors import ConfigError
-from .grasp import TEMPERATURE
 from .masks import Mask
 from .rewind import load_state
 from .stage_graph import DENSE, Node
 from .runner import Runner, stage_seed
 from .scorers import ScoringContext
 
-DEFAULT_ITERATIONS = {"synflow": 100}  # Tanaka et al. 2020; one-shot for the others
-TEMPERATURES = {"grasp": TEMPERATURE}  # Wang et al. 2020 divide the logits by T = 200
-
-
 def scoring_batches_for(domain, scorer: str, pruning, seed: int, model: nn.Module) -> tuple[list | None, str]:
-    """The batches ``scorer`` scores on, and what they are: GraSP takes the domain's class-balanced
-    batches (``pruning.samples_per_class`` examples of every class in each of
-    ``pruning.scoring_batches``, as Wang et al. 2020), or, where the domain has no classes
+    """The batches ``scorer`` scores on, and what they are: a scorer that needs class-balanced
+    batches (GraSP) takes ``pruning.samples_per_class`` examples of every class in each of
+    ``pruning.scoring_batches``, as Wang et al. 2020, or, where the domain has no classes
     (:meth:`Domain.balanced_scoring_batches` gives None: regression, language modelling, RL), its
     ordinary scoring batches; every other scorer takes the ordinary ones."""
-    if scorer == "grasp":
+    if registry.scorer_needs(scorer).data == "class_balanced":
         balanced = domain.balanced_scoring_batches(pruning.samples_per_class, pruning.scoring_batches, seed)
         if balanced is not None:
             return balanced, "class_balanced"
@@ -43,8 +38,12 @@ def scoring_context(domain, model: nn.Module, prunable, mask: Mask, *, scorer: s
     return ScoringContext(
         weights={n: p.detach() for n, p in prunable.items()}, mask=mask,
         generator=torch.Generator().manual_seed(seed), model=model, domain=domain, prunable=prunable,
-        batches=batches, loss=partial(domain.scoring_loss, temperature=TEMPERATURES.get(scorer, 1.0)),
+        batches=batches, loss=partial(domain.scoring_loss, temperature=registry.scorer_needs(scorer).temperature),
         forward_ones=forward_ones, forward_ones_unavailable=domain.forward_ones_unavailable)
+
+
+def display_name(scorer: str) -> str:
+    return {"synflow": "SynFlow", "snip": "SNIP", "grasp": "GraSP"}.get(scorer, repr(scorer))
 
 
 class AtInitRun(Runner):
@@ -53,12 +52,13 @@ class AtInitRun(Runner):
     def check(self, template: nn.Module) -> None:
         p = self.config.pruning
         self.scorer = registry.scorers.get(p.scorer)
-        self.iterations = p.iterations or DEFAULT_ITERATIONS.get(p.scorer, 1)
-        if p.scorer == "synflow" and self.forward_ones is None:
-            raise ConfigError(f"pruning.scorer: SynFlow needs an all-ones input, and domain {self.domain.name!r} "
-                             f"cannot give one: {self.domain.forward_ones_unavailable}")
+        needs = registry.scorer_needs(p.scorer)
+        self.iterations = p.iterations or needs.iterations
+        if needs.forward_ones and self.forward_ones is None:
+            raise ConfigError(f"pruning.scorer: {display_name(p.scorer)} needs an all-ones input, and domain "
+                              f"{self.domain.name!r} cannot give one: {self.domain.forward_ones_unavailable}")
         self.batch_kind = None
-        if p.scorer == "grasp":  # refuse a samples_per_class the training split cannot give, before training
+        if needs.data == "class_balanced":  # refuse a samples_per_class the split cannot give, before training
             self.batch_kind = ("class_balanced" if self.domain.balanced_scoring_batches(p.samples_per_class, 1, 0)
                                is not None else "ordinary")
 
@@ -95,4 +95,4 @@ class AtInitRun(Runner):
         return {"method": "at_init", "scorer": p.scorer, "level": level, "compression": p.compressions[level - 1],
                 "iterations": self.iterations, "scoring_batches": p.scoring_batches, "seed": self.config.seed,
                 **({"samples_per_class": p.samples_per_class, "batches": self.batch_kind}
-                   if p.scorer == "grasp" else {})}
+                   if self.batch_kind is not None else {})}

@@ -7,6 +7,7 @@ ticket and each control under the same budget:
   reinit         the same mask on freshly initialised weights
   random_mask    a random mask with the same per-layer sparsity, on the start weights
   shuffled_mask  the mask permuted within each output unit, on the start weights
+  (and any other registered control: tickets.controls)
 With ``rewind.optimizer`` the ticket and the mask controls also start from the optimizer state
 captured at θk; the reinit control, on new weights, always starts with a fresh optimizer.
 Every stage is seeded from (seed, level, condition) alone and saved on completion, so a rerun
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed, progress, resume, stage_graph
+from . import distributed, progress, registry, resume, stage_graph
 from .artifact import Ticket
 from .collapse import diagnose
 from .config import Experiment
@@ -39,7 +40,7 @@ from .divergence import names, nonfinite_buffers, nonfinite_metrics, nonfinite_t
 from .errors import DivergedError
 from .enforce import MaskEnforcer
 from .masks import Mask
-from .rewind import capture, random_mask, shuffled_mask
+from .rewind import capture
 from .run_dir import RunDir
 from .selection import Group, assign_groups, select_prunable
 from .stage_graph import DENSE, Node
@@ -47,10 +48,15 @@ from .stage_rows import result_row
 from .store import link_or_copy, write_tensors
 from .weight_growth import check_weight_growth, lr_of, max_abs_weight
 
-CONTROL_MASKS: dict[str, Callable[[Mask, torch.Generator], Mask]] = {
-    "random_mask": random_mask,
-    "shuffled_mask": shuffled_mask,
-}
+def check_control_mask(name: str, mask: Mask, shapes: dict[str, torch.Size]) -> None:
+    """A control's mask covers exactly the prunable weights, shape for shape."""
+    if set(mask) != set(shapes):
+        raise RuntimeError(f"control {name!r} gave a mask for {sorted(set(mask) ^ set(shapes))[:5]} that does not "
+                           "match the prunable weights")
+    for n, m in mask.items():
+        if tuple(m.shape) != tuple(shapes[n]) or m.dtype != torch.bool:
+            raise RuntimeError(f"control {name!r} gave a {m.dtype} mask of shape {tuple(m.shape)} for {n}, "
+                               f"not bool {tuple(shapes[n])}")
 
 
 def stage_seed(seed: int, *parts: Any) -> int:
@@ -294,16 +300,16 @@ class Runner(abc.ABC):
         cfg = self.config
         seed = stage_seed(cfg.seed, level, condition)
         seed_everything(seed)
-        if condition == "reinit":
+        control = None if condition == "ticket" else registry.control(condition)
+        if control is not None and control.start == "fresh":
             model = self._reinit_model(level, seed)
         else:
             model = self.domain.build_model(seed=cfg.seed)
             self.load_start_weights(model, level)
-        if condition in CONTROL_MASKS:
-            mask = CONTROL_MASKS[condition](mask, torch.Generator().manual_seed(seed), self.domain.output_axes(model))
-        # The reinit control starts from new random weights: moments accumulated along θ0 -> θk
-        # would belong to another trajectory, so it gets a fresh optimizer, as at level 0.
-        opt_state = None if condition == "reinit" else self.start_optimizer_state(level)
+        if control is not None:
+            mask = control.mask(mask, torch.Generator().manual_seed(seed), self.domain.output_axes(model))
+            check_control_mask(condition, mask, self.shapes)
+        opt_state = None if control is not None and control.fresh_optimizer else self.start_optimizer_state(level)
         self._train_and_finish(level, condition, model, mask, start_step=self.start_step(level),
                                optimizer_state=opt_state)
 

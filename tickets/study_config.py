@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .config import Control, read_config_text
+from .config import Control, check_controls, read_config_text
 from .config_yaml import parse_yaml
 from .errors import ConfigError
 from .typed import from_dict
@@ -76,6 +76,8 @@ class MatrixConfig:
             raise ConfigError(f"levels: must be distinct levels >= 1, got {self.levels}")
         if self.controls is not None and len(set(self.controls)) != len(self.controls):
             raise ConfigError(f"controls: listed twice in {self.controls}")
+        if self.controls is not None:
+            check_controls(self.controls)
 
 
 @dataclass
