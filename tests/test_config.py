@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("pruning.levels", "ten", "config.pruning.levels: expected an integer, got 'ten'"),
     ("pruning.scope", "globl", "config.pruning.scope: 'globl' is not one of 'layer', 'global'; did you mean 'global'?"),
     ("pruning.scorer", "magnitud", "did you mean 'magnitude'?"),
-    ("controls", ["reinit", "randmo_mask"], "config.controls.1: 'randmo_mask' is not one of"),
+    ("controls", ["reinit", "randmo_mask"], "config.controls.1: unknown control 'randmo_mask'; did you mean 'random_mask'"),
     ("domain.name", "visoin", "unknown domain 'visoin'; did you mean 'vision'?"),
     ("domain.dataset.validation", 2, "config.domain.dataset.validation: must be in (0, 1), got 2"),
     ("domain.dataset.nmae", "cifar10", "config.domain.dataset.nmae: unknown key; did you mean 'name'?"),

@@ -4,6 +4,7 @@ every run back: the LTH summary per experiment, the transfer matrix with the dia
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -66,7 +67,13 @@ def test_a_study_runs_on_the_pool_and_its_report_holds_every_cell(tmp_path):
     from tickets.artifact import Ticket
     from tickets.mask_overlap import ALL, expected_random_overlap, overlap
 
-    masks = md[md.index("## Mask overlap"):]
+    masks = md[md.index("## Mask overlap"):md.index("## Analysis: masks")]
+    # masks is also a stage of every run: its layer-density map, linked from the report
+    per_run = md[md.index("## Analysis: masks"):]
+    for e in info["entries"]:
+        assert (Path(e["run"]) / "analysis/masks/done.json").is_file()
+        assert f"### {e['label']}\n\n![masks: layer_density.png](" in per_run, e["label"]
+
     def ticket(label, level):
         run = next(e["run"] for e in info["entries"] if e["label"] == label)
         return Ticket.load(f"{run}/level_{level:02d}/ticket", with_rewind=False).mask
@@ -89,7 +96,7 @@ def test_the_report_refuses_a_damaged_study_file(tmp_path):
         report(tmp_path)
     good = {"label": "a", "group": "a", "role": "experiment", "run": "r", "domain": "vision"}
     store.write_json(tmp_path / "study.json", {"name": "x", "entries": [good], "analyses": ["lmcc"]})
-    with pytest.raises(ArtifactError, match=r"analyses: expected a list of known analyses \(masks\)"):
+    with pytest.raises(ArtifactError, match=r"analyses\[0\]: unknown analysis 'lmcc'"):
         report(tmp_path)
     (tmp_path / "study.json").write_text(json.dumps({"name": "x", "entries": []}))
     with pytest.raises(ArtifactError, match="entries"):

@@ -97,28 +97,32 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    if args.analysis == "lmc":
-        from .lmc_analysis import OUT, analyze_lmc
+    from .analyses import out_dir
+    from .analysis_options import check_options
 
-        if args.threads:
-            import torch
+    given = {key: getattr(args, key) for key in ANALYSIS_FLAGS if getattr(args, key) is not None}
+    for text in args.set or []:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise errors.ConfigError(f"--set: expected key=value, got {text!r}")
+        from .config_yaml import parse_yaml
 
-            torch.set_num_threads(args.threads)
-        if args.compare:
-            raise errors.ConfigError("--compare: only for the masks analysis")
-        results = analyze_lmc(args.run_dir, args.ks, args.levels, points=args.points, recompute_bn=args.recompute_bn)
-        print(f"{'level':>5} {'k':>6} {'weights %':>9} {'instability':>11}")
-        for r in results:
-            print(f"{r.level:>5} {r.k:>6} {r.extra['weights_remaining_pct']:>9.1f} {r.instability:>11.4f}")
-        print(f"analysis: {Path(args.run_dir) / OUT}")
-        return 0
-    from .mask_analysis import OUT, analyze_masks
+        given[key] = parse_yaml(value, f"--set {key}")
+    options = check_options(args.analysis, given, f"analysis {args.analysis}")  # before torch, before work
+    if args.threads:
+        import torch
 
-    table = analyze_masks(args.run_dir, args.compare, args.levels)
-    if table:
-        print(table)
-    print(f"analysis: {Path(args.run_dir) / OUT}")
+        torch.set_num_threads(args.threads)
+    from .analyses import run_analysis
+
+    summary = run_analysis(args.analysis, args.run_dir, options)
+    if summary:
+        print(summary)
+    print(f"analysis: {out_dir(args.run_dir, args.analysis)}")
     return 0
+
+
+ANALYSIS_FLAGS = ("compare", "levels", "ks", "points", "recompute_bn")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -189,17 +193,20 @@ def main(argv: list[str] | None = None) -> int:
 
     analyze = sub.add_parser("analyze", help="analyses of a finished run: 'analyze RUN_DIR masks'")
     analyze.add_argument("run_dir")
-    analyze.add_argument("analysis", choices=["masks", "lmc"], help="masks: layer densities over levels, and "
-                         "overlap with --compare's tickets against the random-mask chance level; lmc: linear mode "
-                         "connectivity, the instability of the dense network and tickets rewound to each of --ks")
-    analyze.add_argument("--compare", nargs="*", default=[], metavar="DIR",
-                         help="run directories (the same level's ticket) or ticket directories to compare with")
+    analyze.add_argument("analysis", help="a registered analysis: masks (layer densities over levels, and overlap "
+                         "with --compare's tickets against the random-mask chance level); lmc (linear mode "
+                         "connectivity: the instability of the dense network and tickets rewound to each of --ks); "
+                         "weight_change (sign flips and growth from θ0 to trained, kept vs pruned weights)")
+    analyze.add_argument("--compare", nargs="*", default=None, metavar="DIR",
+                         help="masks: run directories (the same level's ticket) or ticket directories to compare with")
     analyze.add_argument("--levels", nargs="*", type=int, default=None,
                          help="levels to analyse (default: masks every level; lmc 0 and the sparsest ticket)")
-    analyze.add_argument("--ks", nargs="*", type=int, default=[0], help="lmc: rewind iterations k (default 0)")
-    analyze.add_argument("--points", type=int, default=30, help="lmc: points along each path (default 30)")
-    analyze.add_argument("--recompute-bn", action="store_true",
+    analyze.add_argument("--ks", nargs="*", type=int, default=None, help="lmc: rewind iterations k (default 0)")
+    analyze.add_argument("--points", type=int, default=None, help="lmc: points along each path (default 30)")
+    analyze.add_argument("--recompute-bn", action="store_const", const=True, default=None,
                          help="lmc: re-estimate BatchNorm statistics at every point instead of interpolating them")
+    analyze.add_argument("--set", action="append", metavar="key=value",
+                         help="an option of the analysis by its name (a plugin's; YAML values), repeatable")
     analyze.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
     analyze.set_defaults(func=_analyze)
 

@@ -29,7 +29,7 @@ EXECUTORS = ("serial", "processes", "ray")
 
 
 def claim_path(runner: Runner, node: Node) -> Path:
-    name = node.kind if node.kind != "train" else f"train-{node.condition}"
+    name = node.kind if node.kind == "dense" or node.kind == "mask" else f"{node.kind}-{node.condition}"
     return runner.run.level_dir(node.level) / f".{name}.claim"
 
 
@@ -132,7 +132,7 @@ def run_processes(runners: list[Runner], workers: int, *, threads: int | None = 
         r.prepare()
     pending = {(i, n) for i, g in graphs.items() for n in g if not runners[i].node_done(n)}
     done = {(i, n) for i, g in graphs.items() for n in g} - pending
-    total = sum(1 for i, g in graphs.items() for n in g if n.kind != "mask")
+    total = sum(1 for i, g in graphs.items() for n in g if n.is_stage)
     failures: list[tuple[str, str]] = []
     blocked: set[tuple[int, Node]] = set()
     running: dict[cf.Future, tuple[int, Node]] = {}
@@ -153,7 +153,7 @@ def run_processes(runners: list[Runner], workers: int, *, threads: int | None = 
     else:
         executor = pool(workers)
     with executor, progress.bar(total, "stages", leave=True, force=show_progress) as bar:
-        bar.update(sum(1 for _, n in done if n.kind != "mask"))
+        bar.update(sum(1 for _, n in done if n.is_stage))
         while pending or running:
             now = time.monotonic()
             for key in sorted(pending, key=lambda k: (k[1].level, k[0], k[1])):
@@ -182,7 +182,7 @@ def run_processes(runners: list[Runner], workers: int, *, threads: int | None = 
                     retry_at[key] = time.monotonic() + POLL
                     continue
                 done.add(key)
-                bar.update(node.kind != "mask")
+                bar.update(node.is_stage)
                 bar.set_postfix_str(f"running {len(running)}, failed {len(failures)}")
     for r in runners:
         r.write_table()

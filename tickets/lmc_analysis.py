@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 
 from . import run_files, store
+from .analyses import Analysis
+from .analysis_options import LMCOptions
 from .artifact import Ticket
 from .config import load_experiment
 from .errors import ArtifactError, ConfigError
@@ -149,3 +151,53 @@ def _figures(out: Path, results: list[PathResult], metric: str) -> None:
     fig.tight_layout()
     fig.savefig(out / "instability.png", dpi=110)
     plt.close(fig)
+
+
+class LMCAnalysis(Analysis):
+    """Instability against k for the dense network and the chosen levels' tickets."""
+
+    Options = LMCOptions
+
+    def run(self, run_dir: Path, options: LMCOptions) -> str:
+        results = analyze_lmc(run_dir, options.ks, options.levels, points=options.points,
+                              recompute_bn=options.recompute_bn)
+        return summary_table(results)
+
+    def report(self, run_dir: Path, options: LMCOptions, study_dir: Path) -> list[str]:
+        rows = read_lmc_csv(run_dir / OUT / "lmc.csv")
+        lines = ["| level | k | weights % | instability |", "|---:|---:|---:|---:|"]
+        lines += [f"| {r['level']} | {r['k']} | {r['weights_remaining_pct']:.1f} | {r['instability']:.4f} |"
+                  for r in rows]
+        return lines + [""] + super().report(run_dir, options, study_dir)
+
+
+def summary_table(results: list[PathResult]) -> str:
+    lines = [f"{'level':>5} {'k':>6} {'weights %':>9} {'instability':>11}"]
+    lines += [f"{r.level:>5} {r.k:>6} {r.extra['weights_remaining_pct']:>9.1f} {r.instability:>11.4f}"
+              for r in results]
+    return "\n".join(lines)
+
+
+def read_lmc_csv(path: Path) -> list[dict]:
+    """lmc.csv read back checked: integers where integers belong, finite numbers elsewhere."""
+    import csv
+    import math
+
+    try:
+        with open(path, newline="") as f:
+            raw = list(csv.DictReader(f))
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read the LMC results ({exc.strerror or exc})", path) from None
+    rows = []
+    for i, r in enumerate(raw, start=2):
+        try:
+            row = {"level": int(r["level"]), "k": int(r["k"]),
+                   "weights_remaining_pct": float(r["weights_remaining_pct"]), "instability": float(r["instability"])}
+        except (KeyError, TypeError, ValueError):
+            raise ArtifactError(f"{path}: line {i} is not a (level, k, weights %, instability) row", path) from None
+        if not all(math.isfinite(v) for v in row.values()) or not 0 <= row["weights_remaining_pct"] <= 100:
+            raise ArtifactError(f"{path}: line {i} holds a non-finite or out-of-range value", path)
+        rows.append(row)
+    if not rows:
+        raise ArtifactError(f"{path}: no LMC results", path)
+    return rows

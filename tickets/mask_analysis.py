@@ -17,6 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import run_files, store
+from .analyses import Analysis
+from .analysis_options import MaskOptions
 from .artifact import Ticket
 from .errors import ArtifactError
 from .mask_overlap import ALL, excess, expected_random_overlap, overlap
@@ -107,3 +109,12 @@ def _density_figure(masks: dict[int, Mask], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+class MaskAnalysis(Analysis):
+    """Layer densities over levels, and overlap with ``compare``'s tickets against chance."""
+
+    Options = MaskOptions
+
+    def run(self, run_dir: Path, options: MaskOptions) -> str:
+        return analyze_masks(run_dir, options.compare, options.levels)

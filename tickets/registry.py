@@ -132,6 +132,14 @@ def control(name: str):
     return cls()
 
 
+# Analyses of finished runs (tickets.analyses): an Analysis subclass each, with its options class.
+analyses = Registry("analysis", entry_point_group="tickets.analyses")
+analyses.register("masks", "tickets.mask_analysis:MaskAnalysis", "tickets.analysis_options:MaskOptions")
+analyses.register("lmc", "tickets.lmc_analysis:LMCAnalysis", "tickets.analysis_options:LMCOptions")
+analyses.register("weight_change", "tickets.weight_change:WeightChangeAnalysis",
+                  "tickets.analysis_options:WeightChangeOptions")
+
+
 # Ticket-finding methods (``pruning.method``): a Runner subclass each (tickets.runner).
 methods = Registry("method", entry_point_group="tickets.methods")
 methods.register("imp", "tickets.imp:IMPRun", MethodSpec(

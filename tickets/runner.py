@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import json
 import os
 import random as _random
 import time
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed, progress, registry, resume, stage_graph
+from . import analyses, distributed, progress, registry, resume, stage_graph
 from .artifact import Ticket
 from .collapse import diagnose
 from .config import Experiment
@@ -106,6 +107,8 @@ class Runner(abc.ABC):
         self.domain.check_budget(self.config.train.steps, self.config.rewind.step)
         self.mask_seconds: dict[int, float] = {}
         self._masks: dict[int, Mask] = {}
+        # (name, canonical options JSON) of analyses to run after every stage (a study's analyses:)
+        self.analyses: list[tuple[str, str]] = []
         self.check(template)
 
     # ---- what a strategy provides -----------------------------------------------------------
@@ -161,6 +164,9 @@ class Runner(abc.ABC):
             graph[stage_graph.mask(level)] = tuple(self.mask_needs(level))
             for condition in ("ticket", *self.config.controls):
                 graph[stage_graph.train(level, condition)] = (stage_graph.mask(level),)
+        everything = tuple(graph)
+        for name, options in self.analyses:
+            graph[stage_graph.analysis(name, options)] = everything
         return graph
 
     def mask_needs(self, level: int) -> list[Node]:
@@ -172,6 +178,8 @@ class Runner(abc.ABC):
     def node_done(self, node: Node) -> bool:
         if node.kind == "mask":  # the level's ticket directory appears complete or not at all
             return os.path.lexists(self.run.ticket_dir(node.level))
+        if node.kind == "analysis":
+            return analyses.is_done(node.condition, self.run.path, json.loads(node.options))
         return self.run.done(node.level, node.condition)
 
     def run_node(self, node: Node) -> None:
@@ -180,12 +188,16 @@ class Runner(abc.ABC):
             self._dense()
         elif node.kind == "mask":
             self._mask(node.level)
+        elif node.kind == "analysis":
+            if distributed.is_main():
+                analyses.run_analysis(node.condition, self.run.path, json.loads(node.options))
+            distributed.barrier()
         else:
             self._stage(node.level, node.condition, self._mask_of(node.level))
 
     def stages(self) -> list[tuple[int, str]]:
         """The (level, condition) stages that leave a result row."""
-        return [(n.level, n.condition) for n in self.graph() if n.kind != "mask"]
+        return [(n.level, n.condition) for n in self.graph() if n.is_stage]
 
     def prepare(self) -> int:
         """Claim the run directory (or check it holds this config), check every finished stage
@@ -225,7 +237,7 @@ class Runner(abc.ABC):
                 for node in stage_graph.serial_order(self.graph()):
                     if not self.node_done(node):
                         run_claimed(self, node)  # another process on this directory: wait for it
-                        bar.update(node.kind != "mask")
+                        bar.update(node.is_stage)
         except ArtifactError as exc:  # a file of this run: say which stage and how to redo it
             raise resume.with_hint(self.run, exc) from None
         self.write_table()

@@ -4,7 +4,9 @@ A node is one unit of work with its place in the run directory:
 
 * ``Node("dense", 0)``: trains the dense network from θ0 (writes θ0, θk and the trained weights);
 * ``Node("mask", L)``: finds level L's mask and saves the level's ticket (mask and start weights);
-* ``Node("train", L, condition)``: trains the ticket or a control of level L on that mask.
+* ``Node("train", L, condition)``: trains the ticket or a control of level L on that mask;
+* ``Node("analysis", 0, name, options)``: a registered analysis of the finished run
+  (:mod:`tickets.analyses`; ``options`` its canonical JSON, so a worker needs nothing else).
 
 Edges say what a node reads: IMP's mask L reads the trained ticket of level L - 1 (the dense
 network for L = 1); pruning at initialisation reads θ0, so every mask needs only the dense stage;
@@ -23,16 +25,24 @@ from typing import Literal
 
 @dataclass(frozen=True, order=True)
 class Node:
-    kind: Literal["dense", "mask", "train"]
+    kind: Literal["dense", "mask", "train", "analysis"]
     level: int
     condition: str = ""
+    options: str = ""  # an analysis's options (canonical JSON)
 
     def __str__(self) -> str:
         if self.kind == "dense":
             return "level 0 dense"
         if self.kind == "mask":
             return f"level {self.level} mask"
+        if self.kind == "analysis":
+            return f"analysis {self.condition}"
         return f"level {self.level} {self.condition}"
+
+    @property
+    def is_stage(self) -> bool:
+        """A training, with a result row (what the progress bars count)."""
+        return self.kind in ("dense", "train")
 
 
 DENSE = Node("dense", 0, "dense")
@@ -44,6 +54,10 @@ def mask(level: int) -> Node:
 
 def train(level: int, condition: str) -> Node:
     return Node("train", level, condition)
+
+
+def analysis(name: str, options: str) -> Node:
+    return Node("analysis", 0, name, options)
 
 
 def serial_order(graph: dict[Node, tuple[Node, ...]]) -> list[Node]:

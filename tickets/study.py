@@ -20,7 +20,9 @@ transfer:                   # optional: every source's tickets trained on every 
   weights: source
   controls: [reinit, random_mask]   # the transfer runs' controls (default: each target config's)
   diagonal: true            # also run each target's own IMP, the reference of its column
-analyses: [masks]           # optional: the report compares the tickets' masks (tickets.study_masks)
+analyses:                   # optional: analyses as stages of the runs, and sections of the report
+  - masks                                 # every run's layer densities; the tickets' overlap across seeds/transfers
+  - {name: lmc, options: {ks: [0, 100]}, groups: [vision]}   # options of the analysis; groups: fnmatch patterns
 ```
 
 Several matrices: ``transfers: [{name: datasets, sources: ..., targets: ...}, {name: optimizers, ...}]``
@@ -67,10 +69,11 @@ matrix sets them.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .config import Experiment, TransferConfig, load_experiment
 from .errors import ConfigError
@@ -100,7 +103,7 @@ class Study:
     out: Path
     seeds: list[int] | None
     entries: list[StudyEntry]
-    analyses: list[str] = dataclasses.field(default_factory=list)
+    analyses: list[Any] = dataclasses.field(default_factory=list)  # StudyAnalysis items (tickets.study_config)
 
     def entry(self, label: str) -> StudyEntry:
         for e in self.entries:
@@ -164,7 +167,19 @@ def _compile(path: Path, out: Path, check_fit: bool) -> Study:
         entries += _matrix_entries(study.name, where, matrix, base, out, study.seeds, labels, sources, check_fit)
     entries.sort(key=lambda e: ("experiment", "source", "diagonal", "target").index(e.role))  # stable: needs first
     _check_distinct_runs(entries, out)
+    groups = {e.group for e in entries}
+    for i, analysis in enumerate(study.analyses):
+        for pattern in analysis.groups or []:
+            if not fnmatch.filter(groups, pattern):
+                raise ConfigError(f"analyses[{i}].groups: {pattern!r} matches no entry group "
+                                  f"(groups: {', '.join(sorted(groups))})")
     return Study(study.name, path, out, study.seeds, entries, list(study.analyses))
+
+
+def analyses_of(study: Study, entry: StudyEntry) -> list[Any]:
+    """The study's analyses that ``entry``'s run gets as stages."""
+    return [a for a in study.analyses
+            if a.groups is None or any(fnmatch.fnmatchcase(entry.group, g) for g in a.groups)]
 
 
 def _matrix_entries(name: str, where: str, matrix: MatrixConfig, base: Path, out: Path, seeds: list[int] | None,

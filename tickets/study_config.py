@@ -81,20 +81,48 @@ class MatrixConfig:
 
 
 @dataclass
+class StudyAnalysis:
+    """An analysis every selected run of the study gets as a stage of its graph (``masks`` also
+    puts the tickets' overlap across seeds and transfers into the report)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)  # checked against the analysis's options class
+    groups: list[str] | None = None  # entry groups (labels without @seed; fnmatch patterns); None: every run
+
+    def __post_init__(self):
+        from . import registry
+        from .analysis_options import check_options
+        from .config import registry_message
+
+        if self.name not in registry.analyses:
+            raise ConfigError(f"name: {registry_message(registry.analyses, self.name)}")
+        self.checked = check_options(self.name, self.options, "options")
+        if self.groups is not None and not self.groups:
+            raise ConfigError("groups: leave it out for every run, or name at least one group")
+
+
+def _analysis_item(raw: Any, where: str) -> StudyAnalysis:
+    """``masks`` or ``{name: lmc, options: {...}, groups: [...]}``."""
+    return from_dict(StudyAnalysis, {"name": raw} if isinstance(raw, str) else raw, where)
+
+
+@dataclass
 class StudyFile:
     name: str
     seeds: list[int] | None = None  # replaces every experiment's seed and seeds
     experiments: list[Any] = field(default_factory=list)
     transfer: MatrixConfig | None = None
     transfers: list[MatrixConfig] = field(default_factory=list)  # several matrices, each named
-    analyses: list[Literal["masks"]] = field(default_factory=list)  # read by the report (tickets.study_masks)
+    analyses: list[Any] = field(default_factory=list)  # names or StudyAnalysis items: stages of the runs
 
     def __post_init__(self):
         _check_label("name", self.name)
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ConfigError(f"seeds: must be a non-empty list of distinct seeds, got {self.seeds}")
-        if len(set(self.analyses)) != len(self.analyses):
-            raise ConfigError(f"analyses: listed twice in {self.analyses}")
+        self.analyses = [_analysis_item(a, f"analyses[{i}]") for i, a in enumerate(self.analyses)]
+        names = [a.name for a in self.analyses]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"analyses: listed twice in {names}")
         if self.transfer is not None and self.transfers:
             raise ConfigError("transfers: give one matrix as transfer: or several as transfers:, not both")
         names: dict[str, int] = {}

@@ -48,10 +48,31 @@ def read_study(directory: Path) -> dict[str, Any]:
             raise ArtifactError(f"{path}: entries[{i}]: a target entry names its source and target", path)
         if not isinstance(e.get("seed", 0), int) or isinstance(e.get("seed", 0), bool):
             raise ArtifactError(f"{path}: entries[{i}].seed: expected an integer", path)
-    analyses = info.get("analyses", [])
-    if not isinstance(analyses, list) or any(a not in ("masks",) for a in analyses):
-        raise ArtifactError(f"{path}: analyses: expected a list of known analyses (masks), got {analyses!r}", path)
+    info["analyses"] = _read_analyses(path, info.get("analyses", []))
     return info
+
+
+def _read_analyses(path: Path, raw: Any) -> list[dict[str, Any]]:
+    """study.json's analyses: names (older studies) or {name, options, groups}, names registered and
+    options valid for them."""
+    from .analyses import check_options
+    from .errors import ConfigError
+
+    if not isinstance(raw, list):
+        raise ArtifactError(f"{path}: analyses: expected a list, got {type(raw).__name__}", path)
+    out = []
+    for i, a in enumerate(raw):
+        a = {"name": a, "options": {}, "groups": None} if isinstance(a, str) else a
+        groups = a.get("groups") if isinstance(a, dict) else None
+        if (not isinstance(a, dict) or not isinstance(a.get("name"), str) or not isinstance(a.get("options"), dict)
+                or not (groups is None or (isinstance(groups, list) and all(isinstance(g, str) for g in groups)))):
+            raise ArtifactError(f"{path}: analyses[{i}]: expected a name, or {{name, options, groups}}", path)
+        try:
+            a["checked"] = check_options(a["name"], a["options"], f"analyses[{i}]")
+        except ConfigError as exc:
+            raise ArtifactError(f"{path}: {exc}", path) from None
+        out.append(a)
+    return out
 
 
 def bootstrap(values: list[float], *, n: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -149,16 +170,38 @@ def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
                            f"| [{lo:.4f}, {hi:.4f}] | {stop} | " + " | ".join(gaps) + " |")
     lines += details
     lines += _transfer_section(data, directory)
-    if "masks" in info.get("analyses", []):
+    if any(a["name"] == "masks" for a in info["analyses"]):
         from .study_masks import mask_section
 
         lines += mask_section(info["entries"])
+    for analysis in info["analyses"]:
+        lines += _analysis_section(analysis, info["entries"], directory)
     figure = cross_domain_figure(data, directory / "cross_domain.png")
     if figure:
         lines += ["", "## Across domains", "", f"![value relative to dense]({figure.name})"]
     path = directory / "report.md"
     store.write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _analysis_section(analysis: dict[str, Any], entries: list[dict], directory: Path) -> list[str]:
+    """Each run's part of an analysis, as the analysis writes it (its figures linked)."""
+    import fnmatch
+
+    from . import analyses
+
+    name, groups = analysis["name"], analysis["groups"]
+    part = analyses.get(name)
+    lines = ["", f"## Analysis: {name}"]
+    for e in entries:
+        if groups is not None and not any(fnmatch.fnmatchcase(e["group"], g) for g in groups):
+            continue
+        lines += ["", f"### {e['label']}", ""]
+        if not analyses.is_done(name, e["run"], analysis["checked"]):
+            lines.append("not run (the run did not finish, or the analysis failed)")
+            continue
+        lines += part.report(Path(e["run"]), analysis["checked"], directory)
+    return lines
 
 
 def _transfer_section(data: dict[str, dict], directory: Path) -> list[str]:

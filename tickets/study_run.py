@@ -4,13 +4,15 @@ and ``study.json`` in ``<out>/<study name>/``, which the report reads."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import progress, store
 from .errors import StagesFailedError
-from .study import Study, run_path
+from .analysis_options import canonical
+from .study import Study, analyses_of, run_path
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -41,7 +43,9 @@ def run_study(study: Study, make_runner, execute: Callable[[list[Runner]], None]
         runners = []
         for entry in wave:
             try:
-                runners.append((entry, make_runner(entry.experiment, study.out, show_progress=show_progress)))
+                runner = make_runner(entry.experiment, study.out, show_progress=show_progress)
+                runner.analyses = [(a.name, canonical(a.checked)) for a in analyses_of(study, entry)]
+                runners.append((entry, runner))
             except Exception as exc:  # a target whose source lacks a level, ...: that entry alone
                 failures.append((entry.label, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
         try:
@@ -53,7 +57,7 @@ def run_study(study: Study, make_runner, execute: Callable[[list[Runner]], None]
         except StagesFailedError as exc:
             failures.extend(exc.failures)
         for entry, runner in runners:
-            if all(runner.run.done(lvl, c) for lvl, c in runner.stages()):
+            if all(runner.node_done(n) for n in runner.graph()):
                 finished.add(entry.label)
         progress.message(f"study {study.name}: {len(finished)} of {len(study.entries)} entries done")
     if failures:
@@ -63,7 +67,8 @@ def run_study(study: Study, make_runner, execute: Callable[[list[Runner]], None]
 
 def describe(study: Study) -> dict:
     return {"name": study.name, "study_file": str(Path(study.path).resolve()), "seeds": study.seeds,
-            "analyses": list(study.analyses),
+            "analyses": [{"name": a.name, "options": json.loads(canonical(a.checked)), "groups": a.groups}
+                         for a in study.analyses],
             "entries": [{"label": e.label, "group": e.group, "role": e.role, "seed": e.seed,
                          "source": e.source_label, "target": e.target_label, "matrix": e.matrix,
                          "needs": list(e.needs),
