@@ -87,6 +87,19 @@ def test_weight_change_refuses_a_damaged_trained_file(run_dir, tmp_path):
     assert not (copy / "analysis/weight_change/done.json").exists()
 
 
+def test_weight_change_refuses_trained_weights_that_do_not_fit_the_tickets(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    path = RunDir(copy).trained_path(0, "dense")
+    state = read_tensors(path)
+    state["hidden.0.weight"] = state["hidden.0.weight"][:, :3].contiguous()
+    write_tensors(path, state)
+    with pytest.raises(ArtifactError, match=r"trained hidden.0.weight is \("):
+        analyses.run_analysis("weight_change", copy)
+
+
 def test_done_is_recorded_with_the_options_and_cleared_before_a_rerun(run_dir):
     analyses.run_analysis("masks", run_dir, {"levels": [1]})
     assert analyses.is_done("masks", run_dir, analyses.check_options("masks", {"levels": [1]}))

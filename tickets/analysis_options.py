@@ -54,12 +54,7 @@ class WeightChangeOptions:
 def options_class(name: str) -> type:
     """The options dataclass of the registered analysis ``name`` (registered with it, torch-free;
     else the class's ``Options``)."""
-    cls = registry.analyses.meta(name, "Options", None)
-    if isinstance(cls, str):
-        import importlib
-
-        module, _, attr = cls.partition(":")
-        cls = getattr(importlib.import_module(module), attr)
+    cls = registry.resolve(registry.analyses.meta(name, "Options", None))
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise ConfigError(f"analyses: {name!r} declares no Options dataclass")
     return cls

@@ -114,13 +114,7 @@ class PruningConfig:
             if self.settings:
                 raise ConfigError(f"settings: method {self.method!r} takes no settings, got {sorted(self.settings)}")
             return None
-        cls = spec.settings
-        if isinstance(cls, str):
-            import importlib
-
-            module, _, attr = cls.partition(":")
-            cls = getattr(importlib.import_module(module), attr)
-        return from_dict(cls, self.settings, "settings")
+        return from_dict(registry.resolve(spec.settings), self.settings, "settings")
 
 
 @dataclass

@@ -29,7 +29,7 @@ EXECUTORS = ("serial", "processes", "ray")
 
 
 def claim_path(runner: Runner, node: Node) -> Path:
-    name = node.kind if node.kind == "dense" or node.kind == "mask" else f"{node.kind}-{node.condition}"
+    name = node.kind if node.kind in ("dense", "mask") else f"{node.kind}-{node.condition}"
     return runner.run.level_dir(node.level) / f".{name}.claim"
 
 

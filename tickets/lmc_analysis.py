@@ -25,6 +25,7 @@ from .config import load_experiment
 from .errors import ArtifactError, ConfigError
 from .lmc import POINTS, PathResult, evaluate_path, path_result, replay_states, train_copy
 from .masks import Mask
+from .plot import pyplot, save
 from .rewind import load_state
 from .run_dir import RunDir
 from .runner import seed_everything, stage_seed
@@ -119,11 +120,7 @@ def _write(out: Path, results: list[PathResult], metric: str, recompute_bn: bool
 
 
 def _figures(out: Path, results: list[PathResult], metric: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     levels = sorted({r.level for r in results})
     fig, axes = plt.subplots(1, len(levels), figsize=(4.5 * len(levels), 3.5), squeeze=False)
     for ax, level in zip(axes[0], levels):
@@ -132,9 +129,7 @@ def _figures(out: Path, results: list[PathResult], metric: str) -> None:
         pct = next(r.extra["weights_remaining_pct"] for r in results if r.level == level)
         ax.set(title=f"level {level} ({pct:.1f}% weights)", xlabel="α (θA → θB)", ylabel=f"error ({metric})")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "path.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "path.png")
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     for level in levels:
@@ -148,9 +143,7 @@ def _figures(out: Path, results: list[PathResult], metric: str) -> None:
     left.axhline(0.0, color="gray", linewidth=1, linestyle="--")
     for ax in (left, right):
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "instability.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "instability.png")
 
 
 class LMCAnalysis(Analysis):

@@ -23,6 +23,7 @@ from .artifact import Ticket
 from .errors import ArtifactError
 from .mask_overlap import ALL, excess, expected_random_overlap, overlap
 from .masks import Mask
+from .plot import pyplot, save
 
 OUT = Path("analysis") / "masks"
 
@@ -90,11 +91,7 @@ def _short(path: str) -> str:
 
 
 def _density_figure(masks: dict[int, Mask], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     levels = sorted(masks)
     layers = list(masks[levels[0]])
     grid = [[masks[lvl].layer_density()[name] for lvl in levels] for name in layers]
@@ -105,10 +102,7 @@ def _density_figure(masks: dict[int, Mask], path: Path) -> None:
     ax.set_xlabel("level")
     ax.set_title("density of each layer", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 class MaskAnalysis(Analysis):

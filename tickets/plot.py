@@ -11,6 +11,25 @@ STYLE = {"dense": ("black", "o"), "ticket": ("tab:blue", "o"), "reinit": ("tab:o
          "random_mask_uniform": ("tab:purple", "D"), "random_mask_erk": ("tab:brown", "P")}
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path, dpi: int = 110) -> Path:
+    """Lay out, write (making the directory) and close ``fig``."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "", band: str | None = None) -> Path:
     """``band``: a row key (e.g. ``std``) drawn as a shaded band around each curve."""
     import matplotlib

@@ -12,6 +12,18 @@ from .method_spec import MethodSpec
 from .scorer_needs import ScorerNeeds
 
 
+def resolve(target: Any) -> Any:
+    """A ``"package.module:Name"`` string imported (dotted names inside the module followed);
+    anything else as it is."""
+    if not isinstance(target, str):
+        return target
+    module_name, attr = target.split(":", 1)
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 class Registry:
     def __init__(self, kind: str, entry_point_group: str | None = None):
         self.kind = kind
@@ -54,11 +66,7 @@ class Registry:
                                 f"(registered: {', '.join(sorted(self._entries))})")
         target = self._entries[name]
         if isinstance(target, str):
-            module_name, attr = target.split(":", 1)
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-            self._entries[name] = target = obj
+            self._entries[name] = target = resolve(target)
         return target
 
     def _scan(self) -> None:

@@ -178,8 +178,7 @@ def _compile(path: Path, out: Path, check_fit: bool) -> Study:
 
 def analyses_of(study: Study, entry: StudyEntry) -> list[Any]:
     """The study's analyses that ``entry``'s run gets as stages."""
-    return [a for a in study.analyses
-            if a.groups is None or any(fnmatch.fnmatchcase(entry.group, g) for g in a.groups)]
+    return [a for a in study.analyses if a.applies_to(entry.group)]
 
 
 def _matrix_entries(name: str, where: str, matrix: MatrixConfig, base: Path, out: Path, seeds: list[int] | None,

@@ -4,6 +4,7 @@ names the item (``experiments[1] (rl): ...``). Torch-free."""
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import re
@@ -101,7 +102,12 @@ class StudyAnalysis:
             raise ConfigError("groups: leave it out for every run, or name at least one group")
 
 
-def _analysis_item(raw: Any, where: str) -> StudyAnalysis:
+    def applies_to(self, group: str) -> bool:
+        """Whether the runs of the entry group ``group`` get this analysis."""
+        return self.groups is None or any(fnmatch.fnmatchcase(group, g) for g in self.groups)
+
+
+def analysis_item(raw: Any, where: str) -> StudyAnalysis:
     """``masks`` or ``{name: lmc, options: {...}, groups: [...]}``."""
     return from_dict(StudyAnalysis, {"name": raw} if isinstance(raw, str) else raw, where)
 
@@ -119,7 +125,7 @@ class StudyFile:
         _check_label("name", self.name)
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ConfigError(f"seeds: must be a non-empty list of distinct seeds, got {self.seeds}")
-        self.analyses = [_analysis_item(a, f"analyses[{i}]") for i, a in enumerate(self.analyses)]
+        self.analyses = [analysis_item(a, f"analyses[{i}]") for i, a in enumerate(self.analyses)]
         names = [a.name for a in self.analyses]
         if len(set(names)) != len(names):
             raise ConfigError(f"analyses: listed twice in {names}")

@@ -23,6 +23,7 @@ from typing import Any
 from . import store, validate
 from .errors import ArtifactError
 from .run_dir import RunDir
+from .study_config import StudyAnalysis, analysis_item
 from .study_run import STUDY_FILE
 
 LOWER_IS_BETTER = {"perplexity", "loss", "mse", "mae"}
@@ -52,26 +53,24 @@ def read_study(directory: Path) -> dict[str, Any]:
     return info
 
 
-def _read_analyses(path: Path, raw: Any) -> list[dict[str, Any]]:
-    """study.json's analyses: names (older studies) or {name, options, groups}, names registered and
-    options valid for them."""
-    from .analyses import check_options
+def _read_analyses(path: Path, raw: Any) -> list[StudyAnalysis]:
+    """study.json's analyses, read as the study file's (names, as older studies wrote them, or
+    {name, options, groups}): names registered, options valid for them."""
+    from . import registry
+    from .config import registry_message
     from .errors import ConfigError
 
     if not isinstance(raw, list):
         raise ArtifactError(f"{path}: analyses: expected a list, got {type(raw).__name__}", path)
     out = []
-    for i, a in enumerate(raw):
-        a = {"name": a, "options": {}, "groups": None} if isinstance(a, str) else a
-        groups = a.get("groups") if isinstance(a, dict) else None
-        if (not isinstance(a, dict) or not isinstance(a.get("name"), str) or not isinstance(a.get("options"), dict)
-                or not (groups is None or (isinstance(groups, list) and all(isinstance(g, str) for g in groups)))):
-            raise ArtifactError(f"{path}: analyses[{i}]: expected a name, or {{name, options, groups}}", path)
+    for i, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else item
+        if isinstance(name, str) and name not in registry.analyses:
+            raise ArtifactError(f"{path}: analyses[{i}]: {registry_message(registry.analyses, name)}", path)
         try:
-            a["checked"] = check_options(a["name"], a["options"], f"analyses[{i}]")
+            out.append(analysis_item(item, f"analyses[{i}]"))
         except ConfigError as exc:
             raise ArtifactError(f"{path}: {exc}", path) from None
-        out.append(a)
     return out
 
 
@@ -170,7 +169,7 @@ def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
                            f"| [{lo:.4f}, {hi:.4f}] | {stop} | " + " | ".join(gaps) + " |")
     lines += details
     lines += _transfer_section(data, directory)
-    if any(a["name"] == "masks" for a in info["analyses"]):
+    if any(a.name == "masks" for a in info["analyses"]):
         from .study_masks import mask_section
 
         lines += mask_section(info["entries"])
@@ -184,23 +183,18 @@ def report(directory: str | Path, *, tolerance: float = TOLERANCE) -> Path:
     return path
 
 
-def _analysis_section(analysis: dict[str, Any], entries: list[dict], directory: Path) -> list[str]:
+def _analysis_section(analysis: StudyAnalysis, entries: list[dict], directory: Path) -> list[str]:
     """Each run's part of an analysis, as the analysis writes it (its figures linked)."""
-    import fnmatch
-
     from . import analyses
 
-    name, groups = analysis["name"], analysis["groups"]
-    part = analyses.get(name)
-    lines = ["", f"## Analysis: {name}"]
-    for e in entries:
-        if groups is not None and not any(fnmatch.fnmatchcase(e["group"], g) for g in groups):
-            continue
+    part = analyses.get(analysis.name)
+    lines = ["", f"## Analysis: {analysis.name}"]
+    for e in (e for e in entries if analysis.applies_to(e["group"])):
         lines += ["", f"### {e['label']}", ""]
-        if not analyses.is_done(name, e["run"], analysis["checked"]):
+        if not analyses.is_done(analysis.name, e["run"], analysis.checked):
             lines.append("not run (the run did not finish, or the analysis failed)")
             continue
-        lines += part.report(Path(e["run"]), analysis["checked"], directory)
+        lines += part.report(Path(e["run"]), analysis.checked, directory)
     return lines
 
 

@@ -25,6 +25,7 @@ from .analysis_options import WeightChangeOptions
 from .artifact import Ticket
 from .errors import ArtifactError
 from .masks import Mask
+from .plot import pyplot, save
 from .run_dir import RunDir
 
 ALL = "all"
@@ -107,12 +108,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def _figure(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.5))
     for ax, key, title in ((axes[0], "sign_flip", "sign flipped, θ0 → trained"),
                            (axes[1], "grew", "|w| grew, θ0 → trained")):
         for group, color in (("kept", "tab:blue"), ("pruned", "tab:red")):
@@ -123,10 +119,7 @@ def _figure(rows: list[dict], path: Path) -> None:
         ax.set(xscale="log", xlabel="weights remaining (%)", ylabel="share of the weights", title=title)
         ax.invert_xaxis()
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 class WeightChangeAnalysis(Analysis):
