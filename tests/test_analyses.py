@@ -141,7 +141,7 @@ def test_analyses_are_stages_of_the_studys_runs_and_sections_of_its_report(tmp_p
     assert (b / "analysis/weight_change/done.json").is_file()
     md = report(directory).read_text()
     section = md[md.index("## Analysis: lmc"):]
-    assert "### a\n\n| level | k | weights % | instability |" in section and "### b" not in section
+    assert "### a\n\n| level | k | weights % | instability | over the worse end |" in section and "### b" not in section
     assert "![lmc: instability.png](../" in section
     calls = []
     real = analyses.run_analysis
@@ -208,3 +208,27 @@ def test_an_analysis_is_one_file_plus_one_entry_point_line(run_dir, tmp_path):
 
 def test_lmc_options_defaults_match_the_paper():
     assert LMCOptions().points == 30 and LMCOptions().ks == [0]
+
+
+@pytest.mark.parametrize("row, says", [
+    ("1,0,51.2,nan,,0.0,0.9,0.9", "non-finite or out-of-range"),
+    ("1,0,151.2,0.01,,0.0,0.9,0.9", "non-finite or out-of-range"),
+    ("1,0,51.2,0.01,,0.02,0.9,0.9", "non-finite or out-of-range"),  # above the barrier: impossible
+    ("1,0,51.2,0.01,,-0.01,0.9,0.9", "non-finite or out-of-range"),
+    ("x,0,51.2,0.01,,0.0,0.9,0.9", "line 2 is not a"),
+    ("1,0,51.2,0.01", "line 2 is not a")])
+def test_a_damaged_lmc_csv_is_refused_not_reported(tmp_path, row, says):
+    from tickets.errors import ArtifactError
+    from tickets.lmc_analysis import read_lmc_csv
+
+    path = tmp_path / "lmc.csv"
+    header = "level,k,weights_remaining_pct,instability,loss_instability,over_worse_end,accuracy_a,accuracy_b\n"
+    path.write_text(header + "0,0,100.0,0.01,,0.0,0.9,0.9\n")
+    assert read_lmc_csv(path) == [{"level": 0, "k": 0, "weights_remaining_pct": 100.0, "instability": 0.01,
+                                   "over_worse_end": 0.0}]
+    path.write_text(header + row + "\n")
+    with pytest.raises(ArtifactError, match=says):
+        read_lmc_csv(path)
+    path.write_text(header)
+    with pytest.raises(ArtifactError, match="no LMC results"):
+        read_lmc_csv(path)

@@ -11,7 +11,7 @@ from conftest import vision_config
 from tickets.cli import main
 from tickets.config import load_experiment
 from tickets.methods import make_runner
-from tickets.lmc import barrier, badness, evaluate_path, interpolate, recompute_batchnorm, replay_to, train_copy
+from tickets.lmc import barrier, badness, over_worse_end, evaluate_path, interpolate, recompute_batchnorm, replay_to, train_copy
 from tickets.rewind import load_state
 from tickets.runner import seed_everything, stage_seed
 
@@ -22,6 +22,16 @@ def run(tmp_path_factory):
     runner = make_runner(load_experiment(cfg), tmp_path_factory.mktemp("runs"), show_progress=False)
     runner.execute()
     return runner
+
+
+def test_the_bump_over_the_worse_end_separates_a_barrier_from_unequal_ends():
+    # -return along a path between PPO copies ending at 480 and 180: monotone, no bump
+    monotone = [-480.0, -400.0, -300.0, -180.0]
+    assert barrier(monotone) == pytest.approx(150.0) and over_worse_end(monotone) == 0.0
+    assert over_worse_end([0.1, 0.5, 0.3]) == pytest.approx(0.2) and barrier([0.1, 0.5, 0.3]) == pytest.approx(0.3)
+    assert over_worse_end([0.2, 0.2, 0.2]) == 0.0
+    with pytest.raises(ValueError, match="non-finite"):
+        over_worse_end([0.1, float("inf"), 0.2])
 
 
 def test_the_barrier_is_the_highest_error_minus_the_mean_of_the_ends():
@@ -109,6 +119,7 @@ def test_the_cli_writes_the_analysis_and_refuses_bad_input_before_training(run, 
     assert [(p["level"], p["k"]) for p in info["paths"]] == [(0, 0), (1, 0), (0, 5), (1, 5)]
     for p in info["paths"]:
         assert p["instability"] == pytest.approx(max(p["errors"]) - (p["errors"][0] + p["errors"][-1]) / 2)
+        assert p["over_worse_end"] == pytest.approx(max(p["errors"]) - max(p["errors"][0], p["errors"][-1]))
         assert len(p["alphas"]) == 3
     assert (run.run.path / "analysis/lmc/instability.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -123,5 +134,6 @@ def test_a_non_finite_metric_on_the_path_is_refused_not_recorded():
     metrics = [{"accuracy": 0.9}, {"accuracy": float("nan")}, {"accuracy": 0.9}]
     with pytest.raises(DivergedError, match=r"lmc level 1, k=5: the test accuracy is not finite at α = 0.5"):
         path_result(Dom(), 5, 1, [0.0, 0.5, 1.0], metrics, (1, 2))
-    assert path_result(Dom(), 5, 1, [0.0, 0.5, 1.0], [{"accuracy": 0.9}, {"accuracy": 0.8}, {"accuracy": 0.9}],
-                       (1, 2)).instability == pytest.approx(0.1)
+    result = path_result(Dom(), 5, 1, [0.0, 0.5, 1.0], [{"accuracy": 0.9}, {"accuracy": 0.8}, {"accuracy": 0.85}],
+                         (1, 2))
+    assert result.instability == pytest.approx(0.2 - 0.125) and result.over_worse_end == pytest.approx(0.05)

@@ -71,6 +71,15 @@ def barrier(errors: Sequence[float]) -> float:
     return max(errors) - (errors[0] + errors[-1]) / 2
 
 
+def over_worse_end(errors: Sequence[float]) -> float:
+    """The highest error along the path minus the worse end's: what the path adds beyond the worse of
+    the two networks. The barrier is at least half the gap between the ends (|e_A − e_B| / 2) even on a
+    path without any bump; where the copies end far apart (RL returns under different seeds), this
+    one separates a bump from unequal ends."""
+    barrier(errors)  # the same checks
+    return max(errors) - max(errors[0], errors[-1])
+
+
 @dataclass
 class PathResult:
     k: int
@@ -81,6 +90,7 @@ class PathResult:
     instability: float  # barrier(errors)
     loss_instability: float | None = None  # the same for the test loss, where the domain reports it
     seeds: tuple[int, int] = (0, 0)
+    over_worse_end: float = 0.0  # over_worse_end(errors)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -171,4 +181,4 @@ def path_result(domain, k: int, level: int, alphas: list[float], metrics: list[d
     errors = [badness(m[primary], domain.higher_is_better) for m in metrics]
     losses = [m.get("loss") for m in metrics]
     loss_barrier = barrier(losses) if all(finite(x) for x in losses) else None
-    return PathResult(k, level, alphas, metrics, errors, barrier(errors), loss_barrier, seeds)
+    return PathResult(k, level, alphas, metrics, errors, barrier(errors), loss_barrier, seeds, over_worse_end(errors))

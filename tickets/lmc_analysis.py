@@ -112,9 +112,9 @@ def _write(out: Path, results: list[PathResult], metric: str, recompute_bn: bool
     store.write_json(out / "lmc.json", {"metric": metric, "recompute_bn": recompute_bn,
                                         "paths": [asdict(r) for r in results]})
     store.write_csv(out / "lmc.csv", ["level", "k", "weights_remaining_pct", "instability", "loss_instability",
-                                      f"{metric}_a", f"{metric}_b"],
+                                      "over_worse_end", f"{metric}_a", f"{metric}_b"],
                     [[r.level, r.k, repr(r.extra["weights_remaining_pct"]), repr(r.instability),
-                      "" if r.loss_instability is None else repr(r.loss_instability),
+                      "" if r.loss_instability is None else repr(r.loss_instability), repr(r.over_worse_end),
                       repr(r.metrics[0][metric]), repr(r.metrics[-1][metric])] for r in results])
     _figures(out, results, metric)
 
@@ -158,16 +158,16 @@ class LMCAnalysis(Analysis):
 
     def report(self, run_dir: Path, options: LMCOptions, study_dir: Path) -> list[str]:
         rows = read_lmc_csv(run_dir / OUT / "lmc.csv")
-        lines = ["| level | k | weights % | instability |", "|---:|---:|---:|---:|"]
-        lines += [f"| {r['level']} | {r['k']} | {r['weights_remaining_pct']:.1f} | {r['instability']:.4f} |"
-                  for r in rows]
+        lines = ["| level | k | weights % | instability | over the worse end |", "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['level']} | {r['k']} | {r['weights_remaining_pct']:.1f} | {r['instability']:.4f} "
+                  f"| {r['over_worse_end']:.4f} |" for r in rows]
         return lines + [""] + super().report(run_dir, options, study_dir)
 
 
 def summary_table(results: list[PathResult]) -> str:
-    lines = [f"{'level':>5} {'k':>6} {'weights %':>9} {'instability':>11}"]
-    lines += [f"{r.level:>5} {r.k:>6} {r.extra['weights_remaining_pct']:>9.1f} {r.instability:>11.4f}"
-              for r in results]
+    lines = [f"{'level':>5} {'k':>6} {'weights %':>9} {'instability':>11} {'over worse end':>14}"]
+    lines += [f"{r.level:>5} {r.k:>6} {r.extra['weights_remaining_pct']:>9.1f} {r.instability:>11.4f} "
+              f"{r.over_worse_end:>14.4f}" for r in results]
     return "\n".join(lines)
 
 
@@ -185,10 +185,13 @@ def read_lmc_csv(path: Path) -> list[dict]:
     for i, r in enumerate(raw, start=2):
         try:
             row = {"level": int(r["level"]), "k": int(r["k"]),
-                   "weights_remaining_pct": float(r["weights_remaining_pct"]), "instability": float(r["instability"])}
+                   "weights_remaining_pct": float(r["weights_remaining_pct"]), "instability": float(r["instability"]),
+                   "over_worse_end": float(r["over_worse_end"])}
         except (KeyError, TypeError, ValueError):
-            raise ArtifactError(f"{path}: line {i} is not a (level, k, weights %, instability) row", path) from None
-        if not all(math.isfinite(v) for v in row.values()) or not 0 <= row["weights_remaining_pct"] <= 100:
+            raise ArtifactError(f"{path}: line {i} is not a (level, k, weights %, instability, over the worse end) "
+                                "row", path) from None
+        if (not all(math.isfinite(v) for v in row.values()) or not 0 <= row["weights_remaining_pct"] <= 100
+                or row["over_worse_end"] < 0 or row["over_worse_end"] > row["instability"] + 1e-12):
             raise ArtifactError(f"{path}: line {i} holds a non-finite or out-of-range value", path)
         rows.append(row)
     if not rows:

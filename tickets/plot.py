@@ -57,13 +57,7 @@ def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "", band: st
                             color=line.get_color(), alpha=0.15)
     if dense:
         ax.axhline(dense[0]["value"], color="gray", linestyle="--", linewidth=1, label="dense")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ticks = sorted({round(r["weights_remaining_pct"], 1) for r in rows}, reverse=True)
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{t:g}" for t in ticks], rotation=45, fontsize=8)
-    ax.minorticks_off()
-    ax.set_xlabel("% of prunable weights remaining")
+    weights_axis(ax, [r["weights_remaining_pct"] for r in rows])
     ax.set_ylabel(f"test {rows[0]['metric']}" if rows else "")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -73,3 +67,14 @@ def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "", band: st
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def weights_axis(ax, percents, label: str = "% of prunable weights remaining") -> None:
+    """A log x axis of weights remaining, densest on the left, ticked at the levels' own values."""
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ticks = sorted({round(float(x), 1) for x in percents}, reverse=True)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks], rotation=45, fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlabel(label)

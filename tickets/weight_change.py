@@ -25,7 +25,7 @@ from .analysis_options import WeightChangeOptions
 from .artifact import Ticket
 from .errors import ArtifactError
 from .masks import Mask
-from .plot import pyplot, save
+from .plot import pyplot, save, weights_axis
 from .run_dir import RunDir
 
 ALL = "all"
@@ -113,11 +113,11 @@ def _figure(rows: list[dict], path: Path) -> None:
                            (axes[1], "grew", "|w| grew, θ0 → trained")):
         for group, color in (("kept", "tab:blue"), ("pruned", "tab:red")):
             pts = sorted((r["weights_remaining_pct"], r[key]) for r in rows if r["group"] == group
-                         and r[key] is not None)
+                         and r["layer"] == ALL and r[key] is not None)
             if pts:
                 ax.plot(*zip(*pts), marker="o", color=color, label=group)
-        ax.set(xscale="log", xlabel="weights remaining (%)", ylabel="share of the weights", title=title)
-        ax.invert_xaxis()
+        weights_axis(ax, [r["weights_remaining_pct"] for r in rows])
+        ax.set(ylabel="share of the weights (all prunable layers)", title=title)
         ax.legend(fontsize=7)
     save(fig, path)
 
