@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .masks import Mask
+from .nm_pattern import Pattern
 from .scorers import Scorer, ScoringContext
 from .topk import keep_top
 
@@ -67,13 +68,16 @@ def keep_count(density: float, total: int) -> int:
     return math.floor(density * total + 0.5)
 
 
-def prune_to_density(scores: Mapping[str, torch.Tensor], mask: Mask, names: Sequence[str], density: float) -> Mask:
+def prune_to_density(scores: Mapping[str, torch.Tensor], mask: Mask, names: Sequence[str], density: float, *,
+                     pattern: Pattern | None = None, input_axes: Mapping[str, int] | None = None) -> Mask:
     """Keep exactly ``round(density * total)`` of the weights in ``names`` (``total``: all their
     weights, pruned or not), the highest-scored among the surviving ones, ranked globally across
     ``names``. Ties never change the count: among scores tied at the threshold the earliest
     weights in the order of ``names`` (then flat index) are kept (:mod:`tickets.topk`); a weight
     the mask has already pruned is never kept, so when fewer than the target survive, all
-    survivors are kept. Masks of parameters not in ``names`` are unchanged."""
+    survivors are kept. Masks of parameters not in ``names`` are unchanged. With an N:M ``pattern``
+    (``input_axes``: each weight's input axis) a group of M keeps at most what ``density`` allows
+    (:mod:`tickets.nm_pattern`; N at or below N/M)."""
     _check_density(density)
     names = list(names)
     missing = [n for n in names if n not in mask or n not in scores]
@@ -81,7 +85,15 @@ def prune_to_density(scores: Mapping[str, torch.Tensor], mask: Mask, names: Sequ
         raise KeyError(f"prune_to_density: no mask or no scores for {missing}")
     total = sum(mask[n].numel() for n in names)
     alive = sum(int(torch.count_nonzero(mask[n])) for n in names)
-    kept = keep_top(scores, min(keep_count(density, total), alive), {n: mask[n] for n in names}, names=names)
+    keep = min(keep_count(density, total), alive)
+    if pattern is not None:
+        from .nm_select import keep_top_within
+
+        if input_axes is None:
+            raise ValueError("prune_to_density: an N:M pattern needs each weight's input axis (input_axes)")
+        kept = keep_top_within(scores, keep, {n: mask[n] for n in names}, names, total, pattern, input_axes)
+    else:
+        kept = keep_top(scores, keep, {n: mask[n] for n in names}, names=names)
     new = {n: t.clone() for n, t in mask.items() if n not in kept}
     new.update({n: kept[n].reshape(mask[n].shape) for n in names})
     return Mask({n: new[n] for n in mask})
@@ -96,6 +108,9 @@ def prune_at_init(
     iterations: int = 1,
     schedule: Schedule = "exponential",
     on_iteration: Callable[[int, float, Mask], None] | None = None,
+    *,
+    pattern: Pattern | None = None,
+    input_axes: Mapping[str, int] | None = None,
 ) -> Mask:
     """Prune ``names`` to ``density`` in ``iterations`` rounds (see the module docstring for the
     schedules). Each round scores ``make_ctx(current_mask)`` and keeps, globally across
@@ -105,7 +120,7 @@ def prune_at_init(
     names = list(names)
     for k, target in enumerate(targets, start=1):
         scores = scorer(make_ctx(mask))
-        mask = prune_to_density(scores, mask, names, target)
+        mask = prune_to_density(scores, mask, names, target, pattern=pattern, input_axes=input_axes)
         if on_iteration is not None:
             on_iteration(k, target, mask)
     return mask

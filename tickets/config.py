@@ -17,6 +17,7 @@ from . import registry
 from .config_yaml import parse_yaml
 from .errors import ConfigError, RegistryError
 from .method_spec import MethodSpec
+from .nm_pattern import Pattern
 from .scorer_needs import check_scorer_fits
 from .typed import from_dict, non_default_dict, to_dict
 
@@ -75,6 +76,7 @@ class PruningConfig:
     samples_per_class: int = 10  # GraSP's class-balanced batches: examples of every class in each (Wang et al.: 10)
     early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
     settings: dict[str, Any] = field(default_factory=dict)  # a plugin method's own section (its registered class)
+    pattern: str | None = None  # "N:M": at most N of every M consecutive input weights survive (imp, at_init)
 
     def __post_init__(self):
         if self.method not in registry.methods:
@@ -107,6 +109,11 @@ class PruningConfig:
             raise ConfigError(f"scoring_batches: must be >= 1, got {self.scoring_batches}")
         if self.samples_per_class < 1:
             raise ConfigError(f"samples_per_class: must be >= 1, got {self.samples_per_class}")
+        if self.pattern is not None:
+            Pattern.parse(self.pattern, "pattern")
+            if self.method not in PATTERN_METHODS:
+                raise ConfigError(f"pattern: an N:M pattern is applied by {' and '.join(PATTERN_METHODS)}, not by "
+                                  f"method {self.method!r}")
 
     def _typed_settings(self, spec: MethodSpec) -> Any:
         """``settings`` checked against the method's registered dataclass."""
@@ -115,6 +122,9 @@ class PruningConfig:
                 raise ConfigError(f"settings: method {self.method!r} takes no settings, got {sorted(self.settings)}")
             return None
         return from_dict(registry.resolve(spec.settings), self.settings, "settings")
+
+
+PATTERN_METHODS = ("imp", "at_init")  # the methods that apply pruning.pattern
 
 
 @dataclass

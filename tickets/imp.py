@@ -15,6 +15,7 @@ from torch import nn
 
 from . import registry
 from .masks import Mask
+from .nm_select import pattern_of
 from .rewind import load_state
 from .runner import Runner, stage_seed
 from .stage_rows import early_stop
@@ -29,6 +30,7 @@ class IMPRun(Runner):
 
     def check(self, template: nn.Module) -> None:
         self.scorer = registry.scorers.get(self.config.pruning.scorer)  # an IMP scorer: see PruningConfig
+        self.pattern, self.input_axes = pattern_of(self.config.pruning, self.shapes, self.domain, template)
 
     def levels(self) -> list[int]:
         return list(range(1, self.config.pruning.levels + 1))
@@ -42,7 +44,8 @@ class IMPRun(Runner):
                              generator=torch.Generator().manual_seed(stage_seed(self.config.seed, level, "score")),
                              domain=self.domain)
         p = self.config.pruning
-        return prune(self.scorer(ctx), previous, self.groups, p.scope, of=p.fraction_of)
+        return prune(self.scorer(ctx), previous, self.groups, p.scope, of=p.fraction_of, pattern=self.pattern,
+                     input_axes=self.input_axes)
 
     def load_start_weights(self, model: nn.Module, level: int) -> None:
         load_state(model, self.run.load_state("rewind"))
@@ -55,4 +58,5 @@ class IMPRun(Runner):
         return {"method": "imp", "scorer": p.scorer, "level": level, "fraction": p.fraction,
                 "fraction_of": p.fraction_of, "scope": p.scope,
                 "groups": [{"pattern": g.name, "fraction": g.fraction} for g in self.groups],
-                "rewind_step": self.config.rewind.step, "seed": self.config.seed}
+                "rewind_step": self.config.rewind.step, "seed": self.config.seed,
+                **({"pattern": str(self.pattern)} if self.pattern else {})}

@@ -3,7 +3,8 @@ network (level 0) and chosen levels' tickets (see :mod:`tickets.lmc` for the met
 
 Writes under ``RUN_DIR/analysis/lmc/``: ``lmc.json`` (every path: α, the test metrics at each
 point, the errors, the barrier), ``lmc.csv`` (a row per (level, k): weights remaining, instability,
-the loss barrier, the two copies' test values), ``path.png`` (error along the path, a line per k,
+the loss barrier, the bump over the worse end, the two copies' test values), ``path.png`` (the
+test metric along the path, as measured: accuracy, perplexity, return; a line per k,
 a panel per level) and ``instability.png`` (instability and the copies' mean test value against
 k, a line per level: the paper's Figures 3-5). Everything is checked before training starts: the
 run's config, θ0, the tickets of the levels asked for, and k against the loop's step multiple.
@@ -125,9 +126,9 @@ def _figures(out: Path, results: list[PathResult], metric: str) -> None:
     fig, axes = plt.subplots(1, len(levels), figsize=(4.5 * len(levels), 3.5), squeeze=False)
     for ax, level in zip(axes[0], levels):
         for r in (r for r in results if r.level == level):
-            ax.plot(r.alphas, r.errors, label=f"k={r.k}")
+            ax.plot(r.alphas, [m[metric] for m in r.metrics], label=f"k={r.k}")
         pct = next(r.extra["weights_remaining_pct"] for r in results if r.level == level)
-        ax.set(title=f"level {level} ({pct:.1f}% weights)", xlabel="α (θA → θB)", ylabel=f"error ({metric})")
+        ax.set(title=f"level {level} ({pct:.1f}% weights)", xlabel="α (θA → θB)", ylabel=f"test {metric}")
         ax.legend(fontsize=7)
     save(fig, out / "path.png")
 

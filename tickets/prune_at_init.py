@@ -15,6 +15,7 @@ from . import registry
 from .at_init import density_of, prune_at_init
 from .errors import ConfigError
 from .masks import Mask
+from .nm_select import pattern_of
 from .rewind import load_state
 from .stage_graph import DENSE, Node
 from .runner import Runner, stage_seed
@@ -52,6 +53,7 @@ class AtInitRun(Runner):
     def check(self, template: nn.Module) -> None:
         p = self.config.pruning
         self.scorer = registry.scorers.get(p.scorer)
+        self.pattern, self.input_axes = pattern_of(p, self.shapes, self.domain, template)
         needs = registry.scorer_needs(p.scorer)
         self.iterations = p.iterations or needs.iterations
         if needs.forward_ones and self.forward_ones is None:
@@ -82,7 +84,8 @@ class AtInitRun(Runner):
                                    seed=seed, forward_ones=self.forward_ones)
 
         density = density_of(cfg.pruning.compressions[level - 1])
-        return prune_at_init(self.scorer, make_ctx, ones, list(prunable), density, iterations=self.iterations)
+        return prune_at_init(self.scorer, make_ctx, ones, list(prunable), density, iterations=self.iterations,
+                             pattern=self.pattern, input_axes=self.input_axes)
 
     def load_start_weights(self, model: nn.Module, level: int) -> None:
         load_state(model, self.run.load_state("init"))
@@ -94,5 +97,6 @@ class AtInitRun(Runner):
         p = self.config.pruning
         return {"method": "at_init", "scorer": p.scorer, "level": level, "compression": p.compressions[level - 1],
                 "iterations": self.iterations, "scoring_batches": p.scoring_batches, "seed": self.config.seed,
+                **({"pattern": str(self.pattern)} if self.pattern else {}),
                 **({"samples_per_class": p.samples_per_class, "batches": self.batch_kind}
                    if self.batch_kind is not None else {})}

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 
 from .masks import Mask
+from .nm_pattern import Pattern
 from .selection import Group
 from .topk import keep_top
 
@@ -57,25 +58,39 @@ def prune(
     groups: Sequence[Group],
     scope: Literal["layer", "global"] = "layer",
     of: Literal["remaining", "original"] = "remaining",
+    pattern: Pattern | None = None,
+    input_axes: Mapping[str, int] | None = None,
 ) -> Mask:
     """Remove the lowest-scored surviving weights: each group's ``fraction`` of what remains
     (``of='remaining'``) or of the unit's original size (``of='original'``: a constant count per
-    level), per layer (``scope='layer'``) or ranked across the group's layers (``scope='global'``)."""
+    level), per layer (``scope='layer'``) or ranked across the group's layers (``scope='global'``).
+    With an N:M ``pattern`` (``input_axes``: each weight's input axis), each group of M may keep
+    only as many as the unit's new density allows (:mod:`tickets.nm_pattern`)."""
+    if pattern is not None and input_axes is None:
+        raise ValueError("prune: an N:M pattern needs each weight's input axis (input_axes)")
     new = dict(mask.items())  # every pruned unit gets new tensors; the rest are cloned below
     for group in groups:
         units = [[n] for n in group.members] if scope == "layer" else [list(group.members)]
         for unit in units:
-            _prune_unit(scores, new, unit, group.fraction, of)
+            _prune_unit(scores, new, unit, group.fraction, of, pattern, input_axes)
     return Mask({n: t.clone() if t is mask[n] else t for n, t in new.items()})
 
 
 def _prune_unit(scores: Mapping[str, torch.Tensor], mask: dict[str, torch.Tensor],
-                names: list[str], fraction: float, of: str = "remaining") -> None:
+                names: list[str], fraction: float, of: str = "remaining", pattern: Pattern | None = None,
+                input_axes: Mapping[str, int] | None = None) -> None:
     alive = sum(int(torch.count_nonzero(mask[name])) for name in names)
-    base = alive if of == "remaining" else sum(mask[name].numel() for name in names)
+    total = sum(mask[name].numel() for name in names)
+    base = alive if of == "remaining" else total
     k = int(fraction * base + 0.5)
     if k <= 0:
         return
-    kept = keep_top(scores, max(0, alive - k), {name: mask[name] for name in names}, names=names)
+    if pattern is not None:
+        from .nm_select import keep_top_within
+
+        kept = keep_top_within(scores, max(0, alive - k), {name: mask[name] for name in names}, names, total,
+                               pattern, input_axes)
+    else:
+        kept = keep_top(scores, max(0, alive - k), {name: mask[name] for name in names}, names=names)
     for name in names:
         mask[name] = kept[name].reshape(mask[name].shape)
