@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -125,6 +126,23 @@ def _analyze(args: argparse.Namespace) -> int:
 ANALYSIS_FLAGS = ("compare", "levels", "ks", "points", "recompute_bn")
 
 
+def _export(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from .export import export
+
+    record = export(args.source, args.out, args.to)
+    kept = sum(layer["kept"] for layer in record["layers"].values())
+    total = sum(math.prod(layer["shape"]) for layer in record["layers"].values())
+    print(f"exported {len(record['layers'])} layers as CSR ({kept} of {total} weights kept, "
+          f"{100 * kept / total:.1f}%); checked on {record['check']['batches']} batches, largest relative "
+          f"difference {record['check']['max_relative_difference']:.2g}")
+    print(f"export: {args.out}")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     import json
 
@@ -209,6 +227,16 @@ def main(argv: list[str] | None = None) -> int:
                          help="an option of the analysis by its name (a plugin's; YAML values), repeatable")
     analyze.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
     analyze.set_defaults(func=_analyze)
+
+    exp = sub.add_parser("export", help="a ticket as a model that runs sparse: 'export RUN_DIR/level_NN --to sparse "
+                         "--out DIR'")
+    exp.add_argument("source", help="RUN_DIR/level_NN, or a ticket directory inside a run (RUN_DIR/level_NN/ticket)")
+    exp.add_argument("--to", required=True, choices=["sparse"],
+                     help="sparse: the pruned Linear/Conv2d/Conv1D weights as torch CSR tensors with forwards that "
+                          "use them")
+    exp.add_argument("--out", required=True, help="a new or empty directory for the exported model")
+    exp.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
+    exp.set_defaults(func=_export)
 
     show = sub.add_parser("show", help="print a ticket's metadata")
     show.add_argument("ticket_dir")

@@ -58,3 +58,7 @@ class StagesFailedError(RuntimeError):
         after = f"; {skipped} stage(s) that need them were not run" if skipped else ""
         super().__init__(f"{len(failures)} stage(s) failed: {shown}{more}{after}; rerun the same command to "
                          "resume (finished stages are kept)")
+
+
+class ExportCheckError(RuntimeError):
+    """An exported model does not compute what the masked model computes: nothing is written."""
