@@ -134,11 +134,17 @@ def _export(args: argparse.Namespace) -> int:
     from .export import export
 
     record = export(args.source, args.out, args.to)
-    kept = sum(layer["kept"] for layer in record["layers"].values())
-    total = sum(math.prod(layer["shape"]) for layer in record["layers"].values())
-    print(f"exported {len(record['layers'])} layers as CSR ({kept} of {total} weights kept, "
-          f"{100 * kept / total:.1f}%); checked on {record['check']['batches']} batches, largest relative "
-          f"difference {record['check']['max_relative_difference']:.2g}")
+    if args.to == "sparse":
+        kept = sum(layer["kept"] for layer in record["layers"].values())
+        total = sum(math.prod(layer["shape"]) for layer in record["layers"].values())
+        what = f"{len(record['layers'])} layers as CSR ({kept} of {total} weights kept, {100 * kept / total:.1f}%)"
+    else:
+        units = sum(len(v) for v in record["removed"].values())
+        n = record["parameters"]
+        what = (f"a smaller dense model ({units} units removed; {n['after']:,} of {n['before']:,} parameters, "
+                f"{100 * n['after'] / n['before']:.1f}%)")
+    print(f"exported {what}; checked on {record['check']['batches']} batches, largest relative difference "
+          f"{record['check']['max_relative_difference']:.2g}")
     print(f"export: {args.out}")
     return 0
 
@@ -231,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     exp = sub.add_parser("export", help="a ticket as a model that runs sparse: 'export RUN_DIR/level_NN --to sparse "
                          "--out DIR'")
     exp.add_argument("source", help="RUN_DIR/level_NN, or a ticket directory inside a run (RUN_DIR/level_NN/ticket)")
-    exp.add_argument("--to", required=True, choices=["sparse"],
+    exp.add_argument("--to", required=True, choices=["sparse", "dense-small"],
                      help="sparse: the pruned Linear/Conv2d/Conv1D weights as torch CSR tensors with forwards that "
-                          "use them")
+                          "use them; dense-small: a structured ticket (pruning.structure: units) as a smaller "
+                          "dense model")
     exp.add_argument("--out", required=True, help="a new or empty directory for the exported model")
     exp.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
     exp.set_defaults(func=_export)

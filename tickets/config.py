@@ -77,6 +77,8 @@ class PruningConfig:
     early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
     settings: dict[str, Any] = field(default_factory=dict)  # a plugin method's own section (its registered class)
     pattern: str | None = None  # "N:M": at most N of every M consecutive input weights survive (imp, at_init)
+    structure: Literal["weights", "units"] = "weights"  # units: IMP over neurons/channels (tickets.structured)
+    unit_score: Literal["l1", "l2"] = "l1"  # a unit's score: the norm of its rows in every producing layer
 
     def __post_init__(self):
         if self.method not in registry.methods:
@@ -109,6 +111,15 @@ class PruningConfig:
             raise ConfigError(f"scoring_batches: must be >= 1, got {self.scoring_batches}")
         if self.samples_per_class < 1:
             raise ConfigError(f"samples_per_class: must be >= 1, got {self.samples_per_class}")
+        if self.structure == "units":
+            clash = [what for what, bad in (("method", self.method != "imp"), ("scorer", self.scorer != "magnitude"),
+                                            ("pattern", self.pattern is not None),
+                                            ("fraction_of", self.fraction_of != "remaining")) if bad]
+            if clash:
+                raise ConfigError(f"structure: 'units' is IMP over units scored by their norm (unit_score), with "
+                                  f"fraction_of: remaining and no pattern; it cannot take {', '.join(clash)} as set")
+        elif self.unit_score != "l1":
+            raise ConfigError("unit_score: only read with structure: units")
         if self.pattern is not None:
             Pattern.parse(self.pattern, "pattern")
             if self.method not in PATTERN_METHODS:

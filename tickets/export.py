@@ -1,5 +1,7 @@
-"""``tickets export RUN_DIR/level_NN|TICKET_DIR --to sparse --out DIR``: a ticket as a model whose
-pruned layers hold torch sparse CSR weights and multiply by them (:mod:`tickets.sparse_modules`).
+"""``tickets export RUN_DIR/level_NN|TICKET_DIR --to sparse|dense-small --out DIR``: a ticket as a
+model that runs faster. ``sparse``: the pruned layers hold torch sparse CSR weights and multiply by
+them (:mod:`tickets.sparse_modules`). ``dense-small``: a structured ticket's removed units cut out,
+a smaller dense model (:mod:`tickets.export_small`).
 
 The exported network is the ticket as stored: its rewind weights with the mask applied (a run keeps
 only the prunable weights after training, not the biases and norms, so the trained network is not
@@ -28,10 +30,11 @@ from .artifact import Ticket
 from .config import load_experiment
 from .errors import ArtifactError, ConfigError, ExportCheckError
 from .runner import stage_seed
+from .selection import select_prunable
 from .sparse_modules import quiet_beta, to_sparse, weight_matrix, why_not_sparse
 
 FORMAT, VERSION = "tickets.export", 1
-FORMATS = ("sparse",)
+FORMATS = ("sparse", "dense-small")
 TOLERANCE = 1e-5  # relative to the largest |output| of the layer compared
 CHECK_BATCHES = 2
 PARTS = ("crow_indices", "col_indices", "values")
@@ -66,27 +69,23 @@ def export(source: str | Path, out: str | Path, to: str = "sparse") -> dict[str,
     ticket = Ticket.load(ticket_dir)
     model = domain.build_model(seed=experiment.config.seed)
     mask = ticket.apply(model)  # names and shapes checked; survivors at the ticket's weights, the rest 0
-    modules = dict(model.named_modules())
-    refused = [f"{name} ({why})" for name in mask
-               if (why := why_not_sparse(modules.get(name.rpartition(".")[0], nn.Identity()))) is not None]
-    if refused:
-        raise ConfigError(f"--to sparse: these pruned weights have no CSR layer: {', '.join(refused)}")
     model.eval()
-    reference = copy.deepcopy(model)
-    with quiet_beta():
-        sparse = to_sparse(model, {name: None for name in mask})
-        check = verify(domain, reference, sparse, list(mask), seed=stage_seed(experiment.config.seed, "export"))
-    layers = {name: {"shape": list(mask[name].shape), "matrix": list(weight_matrix(modules[name.rpartition('.')[0]])
-                                                                       .shape),
-                     "kept": int(mask[name].sum())} for name in mask}
-    tensors = {}
-    for key, value in sparse.state_dict().items():
-        if key in layers:
-            tensors.update({f"{key}.{part}": getattr(value, part)() for part in PARTS})
-        else:
-            tensors[key] = value
+    seed = stage_seed(experiment.config.seed, "export")
+    if to == "sparse":
+        tensors, part = _sparse(domain, model, mask, seed)
+    else:
+        from .export_small import shrink
+
+        params = dict(model.named_parameters())
+        reference = copy.deepcopy(model)
+        small, removed = shrink(domain, model, mask, {n: params[n] for n in mask}, seed)
+        check = verify(domain, reference, small, [""], seed=seed)  # the model's outputs and loss
+        tensors = small.state_dict()
+        part = {"removed": removed, "check": check,
+                "parameters": {"before": sum(p.numel() for p in reference.parameters()),
+                               "after": sum(p.numel() for p in small.parameters())}}
     record = {"format": FORMAT, "version": VERSION, "to": to, "source": str(ticket_dir), "domain": domain.name,
-              "layers": layers, "check": check, "found": ticket.meta.get("found", {})}
+              "found": ticket.meta.get("found", {}), **part}
     out.mkdir(parents=True, exist_ok=True)
     store.write_tensors(out / "weights.safetensors", tensors)
     shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
@@ -94,21 +93,43 @@ def export(source: str | Path, out: str | Path, to: str = "sparse") -> dict[str,
     return record
 
 
+def _sparse(domain, model: nn.Module, mask, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    modules = dict(model.named_modules())
+    refused = [f"{name} ({why})" for name in mask
+               if (why := why_not_sparse(modules.get(name.rpartition(".")[0], nn.Identity()))) is not None]
+    if refused:
+        raise ConfigError(f"--to sparse: these pruned weights have no CSR layer: {', '.join(refused)}")
+    reference = copy.deepcopy(model)
+    layers = {name: {"shape": list(mask[name].shape),
+                     "matrix": list(weight_matrix(modules[name.rpartition('.')[0]]).shape),
+                     "kept": int(mask[name].sum())} for name in mask}
+    with quiet_beta():
+        sparse = to_sparse(model, {name: None for name in mask})
+        check = verify(domain, reference, sparse, [n.rpartition(".")[0] for n in mask], seed=seed)
+    tensors = {}
+    for key, value in sparse.state_dict().items():
+        if key in layers:
+            tensors.update({f"{key}.{part}": getattr(value, part)() for part in PARTS})
+        else:
+            tensors[key] = value
+    return tensors, {"layers": layers, "check": check}
+
+
 @torch.no_grad()
-def verify(domain, reference: nn.Module, sparse: nn.Module, names: list[str], *, seed: int) -> dict[str, Any]:
-    """Every converted layer's output and the loss, sparse against dense, on the domain's batches."""
+def verify(domain, reference: nn.Module, sparse: nn.Module, owners: list[str], *, seed: int) -> dict[str, Any]:
+    """The outputs of the modules ``owners`` ("": the model itself) and the loss, exported against
+    the masked model, on the domain's batches."""
     batches = domain.scoring_batches(CHECK_BATCHES, seed, model=reference)
     if not batches:
-        raise ConfigError(f"--to sparse: the {domain.name} domain gives no inputs to check the export on "
+        raise ConfigError(f"export: the {domain.name} domain gives no inputs to check the export on "
                           "(scoring_batches), so it is refused")
-    owners = [n.rpartition(".")[0] for n in names]
     worst = 0.0
     for batch in batches:
         outs = []
         for model in (reference, sparse):
             seen: dict[str, torch.Tensor] = {}
             hooks = [model.get_submodule(o).register_forward_hook(
-                lambda _m, _i, y, o=o: seen.__setitem__(o, y.detach().clone())) for o in owners]
+                lambda _m, _i, y, o=o: seen.__setitem__(o, _tensor(y).detach().clone())) for o in owners]
             try:
                 loss = domain.scoring_loss(model, batch)
             finally:
@@ -131,21 +152,38 @@ def verify(domain, reference: nn.Module, sparse: nn.Module, names: list[str], *,
     return {"batches": len(batches), "max_relative_difference": worst, "tolerance": TOLERANCE}
 
 
+def _tensor(out: Any) -> torch.Tensor:
+    """A module's output as one tensor (a model output's logits, a tuple's first float tensor)."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if hasattr(out, "logits"):
+        return out.logits
+    return next(t for t in out if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
 def load_exported(directory: str | Path) -> tuple[nn.Module, Any]:
-    """(model with CSR layers, domain) from an export directory; everything read is checked."""
+    """(the exported model, its domain) from an export directory; everything read is checked."""
     directory = Path(directory)
     record = store.read_json(directory / "export.json")
-    if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("version") != VERSION:
+    if (not isinstance(record, dict) or record.get("format") != FORMAT or record.get("version") != VERSION
+            or record.get("to") not in FORMATS):
         raise ArtifactError(f"{directory / 'export.json'}: not a {FORMAT} v{VERSION} record", directory)
-    layers = record.get("layers")
-    if not isinstance(layers, dict) or not layers:
-        raise ArtifactError(f"{directory / 'export.json'}: no layers", directory)
     experiment = load_experiment(directory / "config.yaml")
     domain = experiment.make_domain()
     model = domain.build_model(seed=experiment.config.seed)
     tensors = store.read_tensors(directory / "weights.safetensors")
-    csr = {name: _read_csr(directory, name, info, tensors) for name, info in layers.items()}
-    to_sparse(model, csr)
+    if record["to"] == "sparse":
+        layers = record.get("layers")
+        if not isinstance(layers, dict) or not layers:
+            raise ArtifactError(f"{directory / 'export.json'}: no layers", directory)
+        to_sparse(model, {name: _read_csr(directory, name, info, tensors) for name, info in layers.items()})
+    else:
+        from .export_small import rebuild
+
+        layers = {}
+        p = experiment.config.pruning
+        prunable = select_prunable(model, p.include, p.exclude, base=domain.prunable(model))
+        rebuild(domain, model, prunable, record.get("removed"), stage_seed(experiment.config.seed, "export"))
     state = model.state_dict()
     dense = {k: v for k, v in tensors.items() if not any(k.startswith(f"{n}.") for n in layers)}
     expected = {k for k in state if k not in layers}
@@ -158,7 +196,7 @@ def load_exported(directory: str | Path) -> tuple[nn.Module, Any]:
                                                             and not bool(torch.isfinite(value).all())):
             raise ArtifactError(f"{directory / 'weights.safetensors'}: {key} has the wrong shape or a non-finite "
                                 "value", directory)
-    model.load_state_dict(dense, strict=False)  # the CSR weights are in place already
+    model.load_state_dict(dense, strict=False)  # CSR weights are in place already
     return model.eval(), domain
 
 

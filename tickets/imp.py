@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import registry
+from .errors import ConfigError
 from .masks import Mask
 from .nm_select import pattern_of
 from .rewind import load_state
@@ -31,6 +32,25 @@ class IMPRun(Runner):
     def check(self, template: nn.Module) -> None:
         self.scorer = registry.scorers.get(self.config.pruning.scorer)  # an IMP scorer: see PruningConfig
         self.pattern, self.input_axes = pattern_of(self.config.pruning, self.shapes, self.domain, template)
+        self.units = None
+        if self.config.pruning.structure == "units":
+            from .structured import UnitGraph
+
+            batches = self.domain.scoring_batches(1, stage_seed(self.config.seed, "structure"), model=template)
+            if not batches:
+                raise ConfigError(f"pruning.structure: the {self.domain.name} domain gives no batch to trace the "
+                                  "model's couplings on (scoring_batches)")
+            self.units = UnitGraph(template, batches[0], self.domain.scoring_loss, self.prunable(template))
+            self.shapes = {**self.shapes, **{n: s for n, s in self.units.coupled.items() if n not in self.shapes}}
+            self.kept_units: dict[int, dict[str, list[int]]] = {}
+
+    def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """With ``structure: units``, the prunable weights and every parameter their units reach."""
+        base = super().prunable(model)
+        if getattr(self, "units", None) is None:
+            return base
+        params = dict(model.named_parameters())
+        return {**base, **{n: params[n] for n in self.units.coupled if n not in base}}
 
     def levels(self) -> list[int]:
         return list(range(1, self.config.pruning.levels + 1))
@@ -44,6 +64,13 @@ class IMPRun(Runner):
                              generator=torch.Generator().manual_seed(stage_seed(self.config.seed, level, "score")),
                              domain=self.domain)
         p = self.config.pruning
+        if self.units is not None:
+            from .structured import prune_units
+
+            fractions = {n: g.fraction for g in self.groups for n in g.members}
+            mask, self.kept_units[level] = prune_units(self.units, ctx.weights, previous, fractions, p.scope,
+                                                       p.unit_score, self.shapes)
+            return mask
         return prune(self.scorer(ctx), previous, self.groups, p.scope, of=p.fraction_of, pattern=self.pattern,
                      input_axes=self.input_axes)
 
@@ -59,4 +86,5 @@ class IMPRun(Runner):
                 "fraction_of": p.fraction_of, "scope": p.scope,
                 "groups": [{"pattern": g.name, "fraction": g.fraction} for g in self.groups],
                 "rewind_step": self.config.rewind.step, "seed": self.config.seed,
-                **({"pattern": str(self.pattern)} if self.pattern else {})}
+                **({"pattern": str(self.pattern)} if self.pattern else {}),
+                **({"structure": "units", "unit_score": p.unit_score} if self.units is not None else {})}
