@@ -1,15 +1,17 @@
-"""Inference latency of tickets exported ``--to sparse`` (torch CSR layers) against the dense model.
+"""Inference latency of exported tickets against the dense model.
 
-For LeNet-300-100, a CIFAR ResNet-20, the MiniLM encoder (with its classifier head) and the PPO
-CartPole policy, each built by its domain from the shipped config, the prunable weights are pruned
-at random to 90, 95 and 99% unstructured sparsity (latency depends on the count kept, not on which
-weights); the dense model (masked, so the same numbers) and its CSR export are timed in
-interleaved rounds in one process (the order alternates every round), at batch 1 and a large
-batch, and the script prints the median milliseconds per forward, CSR/dense (above 1: CSR is
-slower), and each row's theoretical cost: the parameters kept and the multiply-adds of the pruned
-layers per example, dense and sparse. Outputs are checked equal (1e-5 of their scale) first.
+``--to sparse``: for LeNet-300-100, a ResNet-20, the MiniLM encoder (with its classifier head) and
+the PPO CartPole policy, each built by its domain from a shipped config, the prunable weights are
+pruned at random to 90, 95 and 99% unstructured sparsity (latency depends on the count kept, not
+on which weights) and exported as torch CSR layers. ``--to dense-small``: for LeNet and the
+ResNet-20, 50, 75 and 90% of every unit group (neurons; channels, a residual stream's together)
+removed by L1 norm, exported as the smaller dense model. Each export and the dense model are timed
+in interleaved rounds in one process (the order alternates every round), at batch 1 and a large
+batch; the script prints the median milliseconds per forward, export/dense (above 1: slower than
+dense), and each row's theoretical cost: the parameters kept and the multiply-adds per example of
+the Linear and conv layers. Outputs are checked equal to the masked model's (1e-5 of their scale).
 
-    python scripts/bench_export.py [--threads 1] [--rounds 5] [--seconds 0.2]
+    python scripts/bench_export.py [--to sparse dense-small] [--threads 1] [--rounds 5] [--seconds 0.2]
                                    [--models lenet resnet20 minilm ppo] [--csv bench_export.csv]
 """
 
@@ -35,13 +37,15 @@ from tickets.config import load_experiment  # noqa: E402
 from tickets.sparse_modules import to_sparse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SPARSITIES = (0.90, 0.95, 0.99)
+SPARSITIES = (0.90, 0.95, 0.99)  # --to sparse: unstructured sparsity of the prunable weights
+UNITS_REMOVED = (0.50, 0.75, 0.90)  # --to dense-small: share of every layer's units (neurons, channels) removed
 
 
 def vision(config: str, overrides: list[str], shape: tuple[int, ...], large: int):
     exp = load_experiment(ROOT / config, overrides)
     domain = exp.make_domain()
     model = domain.build_model(seed=0)
+    model._bench_domain = domain
     return model, domain.prunable(model), (lambda b: (torch.randn(b, *shape),)), large
 
 
@@ -65,6 +69,7 @@ def ppo(large: int):
     return policy, domain.prunable(policy), (lambda b: {"obs": torch.randn(b, 4), "deterministic": True}), large
 
 
+STRUCTURED = ("lenet", "resnet20")  # dense-small: the vision models (units of transformers and policies: not yet)
 MODELS = {
     "lenet": lambda: vision("configs/vision/lenet300_mnist.yaml", [], (1, 28, 28), 1024),
     "resnet20": lambda: vision("configs/vision/resnet20w8_mnist_subset.yaml",
@@ -86,34 +91,28 @@ def first_tensor(out):
     return next(t for t in out if isinstance(t, torch.Tensor) and t.is_floating_point())  # PPO: the values
 
 
-def macs(model: nn.Module, names: list[str], x) -> tuple[int, int]:
-    """Multiply-adds per example of the layers owning ``names``: dense, and with their zeros skipped."""
-    owners = {n.rpartition(".")[0]: n for n in names}
-    count = [0, 0]
+def macs(model: nn.Module, x, skip_zeros: bool) -> int:
+    """Multiply-adds per example of the model's Linear, Conv1D and Conv2d layers (``skip_zeros``:
+    only the nonzero weights count: the theoretical cost of the sparse model)."""
+    count = [0]
     batch = next(t for t in (x.values() if isinstance(x, dict) else x) if isinstance(t, torch.Tensor)).shape[0]
-    hooks = []
-    params = dict(model.named_parameters())
-    for owner, name in owners.items():
-        w = params[name]
-        hooks.append(model.get_submodule(owner).register_forward_hook(
-            lambda m, i, o, w=w: _count(m, o, w, count, batch)))
+
+    def hook(module, _inp, out):
+        w = module.weight
+        out_units = w.shape[1] if type(module).__name__ == "Conv1D" else w.shape[0]
+        positions = first_tensor(out).numel() // batch // out_units
+        count[0] += positions * (int((w != 0).sum()) if skip_zeros else w.numel())
+    hooks = [m.register_forward_hook(hook) for m in model.modules()
+             if isinstance(m, (nn.Linear, nn.Conv2d)) or type(m).__name__ == "Conv1D"]
     with torch.no_grad():
         call(model, x)
     for h in hooks:
         h.remove()
-    return count[0], count[1]
-
-
-def _count(module, out, weight, count, batch) -> None:
-    """A layer's weight is used once per output position: a Linear's tokens, a conv's pixels."""
-    out_units = weight.shape[1] if type(module).__name__ == "Conv1D" else weight.shape[0]
-    positions = out.numel() // batch // out_units
-    count[0] += positions * weight.numel()
-    count[1] += positions * int((weight != 0).sum())
+    return count[0]
 
 
 def timed(model: nn.Module, x, min_seconds: float = 0.2) -> float:
-    """Median-ready milliseconds per forward, over enough calls to fill ``min_seconds``."""
+    """Milliseconds per forward, over enough calls to fill ``min_seconds``."""
     with torch.no_grad():
         call(model, x)
         n, t0 = 0, time.perf_counter()
@@ -125,42 +124,81 @@ def timed(model: nn.Module, x, min_seconds: float = 0.2) -> float:
                 return 1000 * elapsed / n
 
 
-def bench(name: str, rounds: int, seconds: float) -> list[dict]:
+def compare(name: str, fmt: str, removed_pct: float, dense: nn.Module, exported: nn.Module, reference: nn.Module,
+            inputs, large: int, rounds: int, seconds: float, kept: int) -> list[dict]:
+    """Rows for batch 1 and ``large``: ``dense`` (the unpruned model) against ``exported``, timed in
+    interleaved rounds; ``reference`` (the masked dense model) checks the export's outputs."""
+    rows = []
+    for batch in (1, large):
+        x = inputs(batch)
+        with torch.no_grad():
+            a, b = first_tensor(call(reference, x)), first_tensor(call(exported, x))
+        scale = max(1.0, float(a.abs().max()))
+        assert float((a - b).abs().max()) <= 1e-5 * scale, f"{name}: the exported model computes something else"
+        times = {"dense": [], "export": []}
+        for r in range(rounds):
+            order = (("dense", dense), ("export", exported)) if r % 2 == 0 else (("export", exported), ("dense", dense))
+            for label, m in order:
+                times[label].append(timed(m, x, seconds))
+        d, e = statistics.median(times["dense"]), statistics.median(times["export"])
+        kept_macs = macs(reference, x, skip_zeros=True) if fmt == "csr" else macs(exported, x, skip_zeros=False)
+        params = sum(p.numel() for p in dense.parameters())
+        rows.append({"model": name, "format": fmt, "removed_pct": removed_pct, "batch": batch, "dense_ms": d,
+                     "export_ms": e, "export_over_dense": e / d, "params": params, "params_kept": kept,
+                     "macs_dense": macs(dense, x, skip_zeros=False), "macs_kept": kept_macs})
+        r = rows[-1]
+        print(f"{name:9s} {fmt:11s} {removed_pct:4.0f}% removed  batch {batch:5d}  dense {d:9.3f} ms  "
+              f"{fmt} {e:9.3f} ms  {fmt}/dense {e / d:6.2f}x  params {kept:>10,}/{params:,}  "
+              f"MACs/example {r['macs_kept']:>12,}/{r['macs_dense']:,}", flush=True)
+    return rows
+
+
+def csr_rows(name: str, rounds: int, seconds: float) -> list[dict]:
     model, prunable, inputs, large = MODELS[name]()
     model.eval()
-    total_params = sum(p.numel() for p in model.parameters())
-    prunable_params = sum(p.numel() for p in prunable.values())
     rows = []
     for sparsity in SPARSITIES:
-        dense = copy.deepcopy(model)
-        params = dict(dense.named_parameters())
+        masked = copy.deepcopy(model)
+        params = dict(masked.named_parameters())
         gen = torch.Generator().manual_seed(1)
         with torch.no_grad():
             for n in prunable:
                 params[n].mul_(torch.rand(params[n].shape, generator=gen) >= sparsity)
-        sparse = to_sparse(copy.deepcopy(dense), {n: None for n in prunable})
-        kept = sum(int((params[n] != 0).sum()) for n in prunable)
-        for batch in (1, large):
-            x = inputs(batch)
-            with torch.no_grad():
-                a, b = first_tensor(call(dense, x)), first_tensor(call(sparse, x))
-            scale = max(1.0, float(a.abs().max()))
-            assert float((a - b).abs().max()) <= 1e-5 * scale, f"{name}: the CSR model computes something else"
-            dense_macs, sparse_macs = macs(dense, list(prunable), x)
-            times = {"dense": [], "csr": []}
-            for r in range(rounds):
-                order = (("dense", dense), ("csr", sparse)) if r % 2 == 0 else (("csr", sparse), ("dense", dense))
-                for label, m in order:
-                    times[label].append(timed(m, x, seconds))
-            d, c = statistics.median(times["dense"]), statistics.median(times["csr"])
-            rows.append({"model": name, "sparsity_pct": 100 * sparsity, "batch": batch, "dense_ms": d, "csr_ms": c,
-                         "csr_over_dense": c / d, "params": total_params,
-                         "params_kept": total_params - prunable_params + kept,
-                         "pruned_layer_macs_dense": dense_macs, "pruned_layer_macs_sparse": sparse_macs})
-            r = rows[-1]
-            print(f"{name:9s} {100 * sparsity:4.0f}% batch {batch:5d}  dense {d:9.3f} ms  csr {c:9.3f} ms  "
-                  f"csr/dense {c / d:6.2f}x  params {r['params_kept']:>10,}/{total_params:,}  "
-                  f"MACs/example {sparse_macs:>12,}/{dense_macs:,}", flush=True)
+        sparse = to_sparse(copy.deepcopy(masked), {n: None for n in prunable})
+        pruned = sum(int((params[n] == 0).sum()) for n in prunable)
+        kept = sum(p.numel() for p in model.parameters()) - pruned
+        rows += compare(name, "csr", 100 * sparsity, model, sparse, masked, inputs, large, rounds, seconds, kept)
+    return rows
+
+
+def small_rows(name: str, rounds: int, seconds: float) -> list[dict]:
+    """Structured: the lowest-L1 ``fraction`` of every unit group removed (one unit always kept)."""
+    from tickets.export_small import shrink
+    from tickets.structured import UnitGraph
+
+    model, prunable, inputs, large = MODELS[name]()
+    domain = model._bench_domain
+    model.eval()
+    graph = UnitGraph(model, domain.scoring_batches(1, 0, model=model)[0], domain.scoring_loss, prunable)
+    params = dict(model.named_parameters())
+    shapes = {n: tuple(params[n].shape) for n in {**prunable, **graph.coupled}}
+    rows = []
+    for fraction in UNITS_REMOVED:
+        dead = {}
+        for g in graph.groups:
+            score = graph.unit_scores(params, g, "l1")
+            k = min(int(fraction * g.size + 0.5), g.size - 1)
+            dead[g.root] = sorted(range(g.size), key=lambda i: (float(score[i]), -i))[:k]
+        mask = graph.mask_without(dead, shapes)
+        masked = copy.deepcopy(model)
+        masked_params = dict(masked.named_parameters())
+        with torch.no_grad():
+            for n, m in mask.items():
+                masked_params[n].mul_(m)
+        small, _ = shrink(domain, masked, mask, {n: masked_params[n] for n in shapes}, seed=0)
+        small.eval()
+        kept = sum(p.numel() for p in small.parameters())
+        rows += compare(name, "dense-small", 100 * fraction, model, small, masked, inputs, large, rounds, seconds, kept)
     return rows
 
 
@@ -169,12 +207,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--to", nargs="*", default=["sparse", "dense-small"], choices=["sparse", "dense-small"])
     parser.add_argument("--seconds", type=float, default=0.2, help="least time per timing (repeats the forward)")
     parser.add_argument("--csv", default=None, help="also write the rows here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} interleaved rounds, median ms/forward")
-    rows = [row for name in args.models for row in bench(name, args.rounds, args.seconds)]
+    rows = []
+    for name in args.models:
+        if "sparse" in args.to:
+            rows += csr_rows(name, args.rounds, args.seconds)
+        if "dense-small" in args.to and name in STRUCTURED:
+            rows += small_rows(name, args.rounds, args.seconds)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
