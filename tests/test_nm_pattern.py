@@ -157,3 +157,30 @@ def test_at_init_scorers_follow_the_pattern(tmp_path, compression, exact):
         kept = groups_kept(m)
         assert int(kept.max()) <= 2 and (bool((kept == 2).all()) if exact else True)
     assert ticket.meta["found"]["pattern"] == "2:4"
+
+
+def test_the_level_that_reaches_n_over_m_leaves_exactly_n_in_every_group(tmp_path):
+    """Chen et al.'s schedule (10% of the original per level, global) with 2:4: the mild levels
+    never take a group below 2, so the fifth level (50%) is exactly 2 of every 4."""
+    cfg = vision_config(**{"pruning.pattern": "2:4", "pruning.levels": 5, "pruning.fraction": 0.1,
+                           "pruning.fraction_of": "original", "pruning.scope": "global", "pruning.groups": [],
+                           "controls": [], "train.steps": 10})
+    run = make_runner(load_experiment(cfg), tmp_path, show_progress=False).execute()
+    for level in range(1, 5):
+        mask = Ticket.load(run.ticket_dir(level)).mask
+        assert all(int(groups_kept(m).min()) >= 2 for m in mask.values())
+    mask = Ticket.load(run.ticket_dir(5)).mask
+    assert all(bool((groups_kept(m) == 2).all()) for m in mask.values())
+    assert mask.density() == 0.5
+
+
+def test_the_floor_keeps_each_groups_best_while_the_density_allows():
+    alive = {"w": torch.ones(1, 8, dtype=torch.bool)}
+    s = {"w": torch.tensor([[9.0, 8.0, 7.5, 7.0, 1.0, 0.9, 0.8, 0.7]])}
+    # 6 of 8 (75%): plain top-6 would keep all of the first group and two of the second; the cap (3)
+    # and the floor (2) keep 3 + 3
+    kept = keep_top_within(s, 6, alive, ["w"], 8, Pattern(2, 4), {"w": 1})["w"]
+    assert kept.tolist() == [[True, True, True, False, True, True, True, False]]
+    # 4 of 8 (50%): plain top-4 would empty the second group; the pattern keeps exactly 2 + 2
+    kept = keep_top_within(s, 4, alive, ["w"], 8, Pattern(2, 4), {"w": 1})["w"]
+    assert kept.tolist() == [[True, True, False, False, True, True, False, False]]

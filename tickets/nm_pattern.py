@@ -8,9 +8,10 @@ domain's ``output_axes`` says which axis is the output; the input axis is the ot
 two). Its size must be a multiple of M.
 
 IMP reaches the pattern gradually: a level that leaves a layer (or a global unit) at density d may
-keep at most ``cap(d) = max(N, ceil(M d))`` weights per group, so the early, mild levels are
-unstructured within groups, and from the first level at density <= N/M on every group holds at
-most N; the per-level pruning rate is unchanged wherever the cap leaves enough eligible weights.
+keep at most ``cap(d) = max(N, ceil(M d))`` weights per group, and while d >= N/M at least each
+group's N best, so the early, mild levels are unstructured within groups yet never take a group
+below N, the level that reaches N/M leaves exactly N in every group, and sparser levels stay within
+N:M; the per-level pruning rate is unchanged wherever the cap leaves enough eligible weights.
 Within a group the highest scores are eligible, ties to the earliest position; a level that
 leaves the unit within 1% above N/M counts as reaching it (rounding of the per-level counts).
 Torch-free (configs are checked before torch is imported); the selection is in

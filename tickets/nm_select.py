@@ -50,13 +50,21 @@ def axes_of(shapes: Mapping[str, tuple[int, ...]], output_axes: Mapping[str, int
 def keep_top_within(scores: Mapping[str, torch.Tensor], keep: int, alive: Mapping[str, torch.Tensor],
                     names: Sequence[str], total: int, pattern: Pattern, axes: Mapping[str, int]
                     ) -> dict[str, torch.Tensor]:
-    """:func:`tickets.topk.keep_top` of ``keep`` weights among ``names``, where every group may keep
-    only its ``pattern.cap(keep / total)`` highest-scored alive weights; fewer than ``keep`` when
-    the cap leaves fewer eligible (at the level that reaches N:M)."""
-    cap = pattern.cap(keep / total if total else 0.0)
+    """:func:`tickets.topk.keep_top` of ``keep`` weights among ``names`` under the pattern: every
+    group keeps at most ``pattern.cap(keep / total)`` and, while the density is at or above N/M, at
+    least its N highest-scored alive weights (so the level that reaches N/M leaves exactly N in
+    every group); fewer than ``keep`` only where the cap leaves fewer eligible."""
+    density = keep / total if total else 0.0
+    cap = pattern.cap(density)
+    floor = pattern.n if density >= pattern.density else 0
     allowed = {n: eligible(scores[n].reshape(alive[n].shape), alive[n], axes[n], pattern.m, cap) for n in names}
     keep = min(keep, sum(int(torch.count_nonzero(a)) for a in allowed.values()))
-    return keep_top(scores, keep, allowed, names=list(names))
+    if not floor:
+        return keep_top(scores, keep, allowed, names=list(names))
+    forced = {n: eligible(scores[n].reshape(alive[n].shape), alive[n], axes[n], pattern.m, floor) for n in names}
+    n_forced = sum(int(torch.count_nonzero(f)) for f in forced.values())
+    rest = keep_top(scores, max(0, keep - n_forced), {n: allowed[n] & ~forced[n] for n in names}, names=list(names))
+    return {n: rest[n].reshape(alive[n].shape) | forced[n] for n in names}
 
 
 def pattern_of(pruning, shapes: Mapping[str, tuple[int, ...]], domain, template) -> tuple[Pattern | None, dict | None]:
