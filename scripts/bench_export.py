@@ -53,7 +53,7 @@ def nlp(large: int):
     exp = load_experiment(ROOT / "configs/nlp/minilm_sentiment.yaml")
     domain = exp.make_domain()
     model = domain.build_model(seed=0)
-    vocab, length = model.config.vocab_size, exp.config.domain.max_length
+    vocab, length = model.config.vocab_size, domain.config.max_length
     gen = torch.Generator().manual_seed(0)
 
     def inputs(b):
