@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from tickets.config import load_experiment  # noqa: E402
+from tickets.export import output_tensor  # noqa: E402
 from tickets.sparse_modules import to_sparse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,14 +84,6 @@ def call(model: nn.Module, x):
     return model(**x) if isinstance(x, dict) else model(*x)
 
 
-def first_tensor(out):
-    if isinstance(out, torch.Tensor):
-        return out
-    if hasattr(out, "logits"):
-        return out.logits
-    return next(t for t in out if isinstance(t, torch.Tensor) and t.is_floating_point())  # PPO: the values
-
-
 def macs(model: nn.Module, x, skip_zeros: bool) -> int:
     """Multiply-adds per example of the model's Linear, Conv1D and Conv2d layers (``skip_zeros``:
     only the nonzero weights count: the theoretical cost of the sparse model)."""
@@ -100,7 +93,7 @@ def macs(model: nn.Module, x, skip_zeros: bool) -> int:
     def hook(module, _inp, out):
         w = module.weight
         out_units = w.shape[1] if type(module).__name__ == "Conv1D" else w.shape[0]
-        positions = first_tensor(out).numel() // batch // out_units
+        positions = output_tensor(out).numel() // batch // out_units
         count[0] += positions * (int((w != 0).sum()) if skip_zeros else w.numel())
     hooks = [m.register_forward_hook(hook) for m in model.modules()
              if isinstance(m, (nn.Linear, nn.Conv2d)) or type(m).__name__ == "Conv1D"]
@@ -132,7 +125,7 @@ def compare(name: str, fmt: str, removed_pct: float, dense: nn.Module, exported:
     for batch in (1, large):
         x = inputs(batch)
         with torch.no_grad():
-            a, b = first_tensor(call(reference, x)), first_tensor(call(exported, x))
+            a, b = output_tensor(call(reference, x)), output_tensor(call(exported, x))
         scale = max(1.0, float(a.abs().max()))
         assert float((a - b).abs().max()) <= 1e-5 * scale, f"{name}: the exported model computes something else"
         times = {"dense": [], "export": []}

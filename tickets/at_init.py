@@ -27,7 +27,7 @@ from torch import nn
 from .masks import Mask
 from .nm_pattern import Pattern
 from .scorers import Scorer, ScoringContext
-from .topk import keep_top
+from .nm_select import keep_top_within
 
 Schedule = Literal["exponential", "linear"]
 
@@ -85,15 +85,8 @@ def prune_to_density(scores: Mapping[str, torch.Tensor], mask: Mask, names: Sequ
         raise KeyError(f"prune_to_density: no mask or no scores for {missing}")
     total = sum(mask[n].numel() for n in names)
     alive = sum(int(torch.count_nonzero(mask[n])) for n in names)
-    keep = min(keep_count(density, total), alive)
-    if pattern is not None:
-        from .nm_select import keep_top_within
-
-        if input_axes is None:
-            raise ValueError("prune_to_density: an N:M pattern needs each weight's input axis (input_axes)")
-        kept = keep_top_within(scores, keep, {n: mask[n] for n in names}, names, total, pattern, input_axes)
-    else:
-        kept = keep_top(scores, keep, {n: mask[n] for n in names}, names=names)
+    kept = keep_top_within(scores, min(keep_count(density, total), alive), {n: mask[n] for n in names}, names,
+                           total, pattern, input_axes)
     new = {n: t.clone() for n, t in mask.items() if n not in kept}
     new.update({n: kept[n].reshape(mask[n].shape) for n in names})
     return Mask({n: new[n] for n in mask})

@@ -75,3 +75,14 @@ class UniformRandomMask(AllocatedRandomMask):
 
 class ERKRandomMask(AllocatedRandomMask):
     allocation = "erk"
+
+
+def check_control_mask(name: str, mask: Mask, shapes: dict[str, torch.Size]) -> None:
+    """A control's mask covers exactly the prunable weights, shape for shape."""
+    if set(mask) != set(shapes):
+        raise RuntimeError(f"control {name!r} gave a mask for {sorted(set(mask) ^ set(shapes))[:5]} that does not "
+                           "match the prunable weights")
+    for n, m in mask.items():
+        if tuple(m.shape) != tuple(shapes[n]) or m.dtype != torch.bool:
+            raise RuntimeError(f"control {name!r} gave a {m.dtype} mask of shape {tuple(m.shape)} for {n}, "
+                               f"not bool {tuple(shapes[n])}")

@@ -77,12 +77,11 @@ def export(source: str | Path, out: str | Path, to: str = "sparse") -> dict[str,
         from .export_small import shrink
 
         params = dict(model.named_parameters())
-        reference = copy.deepcopy(model)
-        small, removed = shrink(domain, model, mask, {n: params[n] for n in mask}, seed)
-        check = verify(domain, reference, small, [""], seed=seed)  # the model's outputs and loss
+        small, removed = shrink(domain, model, mask, {n: params[n] for n in mask}, seed)  # a copy: model unchanged
+        check = verify(domain, model, small, [""], seed=seed)  # the model's outputs and loss
         tensors = small.state_dict()
         part = {"removed": removed, "check": check,
-                "parameters": {"before": sum(p.numel() for p in reference.parameters()),
+                "parameters": {"before": sum(p.numel() for p in model.parameters()),
                                "after": sum(p.numel() for p in small.parameters())}}
     record = {"format": FORMAT, "version": VERSION, "to": to, "source": str(ticket_dir), "domain": domain.name,
               "found": ticket.meta.get("found", {}), **part}
@@ -129,7 +128,7 @@ def verify(domain, reference: nn.Module, sparse: nn.Module, owners: list[str], *
         for model in (reference, sparse):
             seen: dict[str, torch.Tensor] = {}
             hooks = [model.get_submodule(o).register_forward_hook(
-                lambda _m, _i, y, o=o: seen.__setitem__(o, _tensor(y).detach().clone())) for o in owners]
+                lambda _m, _i, y, o=o: seen.__setitem__(o, output_tensor(y).detach().clone())) for o in owners]
             try:
                 loss = domain.scoring_loss(model, batch)
             finally:
@@ -152,7 +151,7 @@ def verify(domain, reference: nn.Module, sparse: nn.Module, owners: list[str], *
     return {"batches": len(batches), "max_relative_difference": worst, "tolerance": TOLERANCE}
 
 
-def _tensor(out: Any) -> torch.Tensor:
+def output_tensor(out: Any) -> torch.Tensor:
     """A module's output as one tensor (a model output's logits, a tuple's first float tensor)."""
     if isinstance(out, torch.Tensor):
         return out

@@ -57,10 +57,10 @@ def cut(graph: UnitGraph, removed: Mapping[str, list[int]]) -> None:
 def shrink(domain, model: nn.Module, mask: Mask, prunable: Mapping[str, nn.Parameter], seed: int
            ) -> tuple[nn.Module, dict[str, list[int]]]:
     """A smaller copy of ``model`` (at the ticket's masked weights) and the units removed."""
-    removed = removed_units(trace(domain, model, prunable, seed), mask)
     small = copy.deepcopy(model)
     small_params = dict(small.named_parameters())
-    graph = trace(domain, small, {n: small_params[n] for n in prunable}, seed)
+    graph = trace(domain, small, {n: small_params[n] for n in prunable}, seed)  # the copy has the model's names
+    removed = removed_units(graph, mask)
     cut(graph, removed)
     return small, removed
 

@@ -40,17 +40,10 @@ class IMPRun(Runner):
             if not batches:
                 raise ConfigError(f"pruning.structure: the {self.domain.name} domain gives no batch to trace the "
                                   "model's couplings on (scoring_batches)")
+            if self.config.pruning.scope == "global" and len({g.fraction for g in self.groups}) > 1:
+                raise ConfigError("pruning.groups: per-group rates need scope: layer for structured tickets")
             self.units = UnitGraph(template, batches[0], self.domain.scoring_loss, self.prunable(template))
-            self.shapes = {**self.shapes, **{n: s for n, s in self.units.coupled.items() if n not in self.shapes}}
-            self.kept_units: dict[int, dict[str, list[int]]] = {}
-
-    def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
-        """With ``structure: units``, the prunable weights and every parameter their units reach."""
-        base = super().prunable(model)
-        if getattr(self, "units", None) is None:
-            return base
-        params = dict(model.named_parameters())
-        return {**base, **{n: params[n] for n in self.units.coupled if n not in base}}
+            self.also_mask(template, self.units.coupled)  # the biases, norms and consumer columns units reach
 
     def levels(self) -> list[int]:
         return list(range(1, self.config.pruning.levels + 1))
@@ -68,9 +61,7 @@ class IMPRun(Runner):
             from .structured import prune_units
 
             fractions = {n: g.fraction for g in self.groups for n in g.members}
-            mask, self.kept_units[level] = prune_units(self.units, ctx.weights, previous, fractions, p.scope,
-                                                       p.unit_score, self.shapes)
-            return mask
+            return prune_units(self.units, ctx.weights, previous, fractions, p.scope, p.unit_score, self.shapes)
         return prune(self.scorer(ctx), previous, self.groups, p.scope, of=p.fraction_of, pattern=self.pattern,
                      input_axes=self.input_axes)
 

@@ -48,12 +48,16 @@ def axes_of(shapes: Mapping[str, tuple[int, ...]], output_axes: Mapping[str, int
 
 
 def keep_top_within(scores: Mapping[str, torch.Tensor], keep: int, alive: Mapping[str, torch.Tensor],
-                    names: Sequence[str], total: int, pattern: Pattern, axes: Mapping[str, int]
+                    names: Sequence[str], total: int, pattern: Pattern | None, axes: Mapping[str, int] | None
                     ) -> dict[str, torch.Tensor]:
-    """:func:`tickets.topk.keep_top` of ``keep`` weights among ``names`` under the pattern: every
-    group keeps at most ``pattern.cap(keep / total)`` and, while the density is at or above N/M, at
-    least its N highest-scored alive weights (so the level that reaches N/M leaves exactly N in
-    every group); fewer than ``keep`` only where the cap leaves fewer eligible."""
+    """:func:`tickets.topk.keep_top` of ``keep`` weights among ``names`` under the pattern (none:
+    keep_top itself): every group keeps at most ``pattern.cap(keep / total)`` and, while the density
+    is at or above N/M, at least its N highest-scored alive weights (so the level that reaches N/M
+    leaves exactly N in every group); fewer than ``keep`` only where the cap leaves fewer eligible."""
+    if pattern is None:
+        return keep_top(scores, keep, alive, names=list(names))
+    if axes is None:
+        raise ValueError("an N:M pattern needs each weight's input axis (input_axes)")
     density = keep / total if total else 0.0
     cap = pattern.cap(density)
     floor = pattern.n if density >= pattern.density else 0

@@ -18,22 +18,20 @@ every process trains, masks are the main process's, and only the main process wr
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
 import os
-import random as _random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from . import analyses, distributed, progress, registry, resume, stage_graph
 from .artifact import Ticket
 from .collapse import diagnose
+from .controls import check_control_mask
 from .config import Experiment
 from .domain import Domain, TrainResult, forward_ones_of
 from .errors import ArtifactError, ConfigError
@@ -46,30 +44,9 @@ from .run_dir import RunDir
 from .selection import Group, assign_groups, select_prunable
 from .stage_graph import DENSE, Node
 from .stage_rows import result_row
+from .stage_seeds import seed_everything, stage_seed  # noqa: F401 (re-exported: tickets.runner.stage_seed)
 from .store import link_or_copy, write_tensors
 from .weight_growth import check_weight_growth, lr_of, max_abs_weight
-
-def check_control_mask(name: str, mask: Mask, shapes: dict[str, torch.Size]) -> None:
-    """A control's mask covers exactly the prunable weights, shape for shape."""
-    if set(mask) != set(shapes):
-        raise RuntimeError(f"control {name!r} gave a mask for {sorted(set(mask) ^ set(shapes))[:5]} that does not "
-                           "match the prunable weights")
-    for n, m in mask.items():
-        if tuple(m.shape) != tuple(shapes[n]) or m.dtype != torch.bool:
-            raise RuntimeError(f"control {name!r} gave a {m.dtype} mask of shape {tuple(m.shape)} for {n}, "
-                               f"not bool {tuple(shapes[n])}")
-
-
-def stage_seed(seed: int, *parts: Any) -> int:
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-
-
-def seed_everything(seed: int) -> None:
-    _random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
 
 class Runner(abc.ABC):
     """Runs the stages; subclasses say which levels there are, each level's mask, and the
@@ -86,6 +63,7 @@ class Runner(abc.ABC):
         self.show_progress = show_progress if distributed.is_main() else False
         template = self.domain.build_model(seed=self.config.seed)
         self.domain.check_config()  # settings that need the data or the environment, before any work
+        self.also_masked: list[str] = []
         self.shapes = {n: p.shape for n, p in self.prunable(template).items()}
         rules = [(g.pattern, g.fraction) for g in self.config.pruning.groups]
         self.groups: list[Group] = assign_groups(list(self.shapes), rules, self.config.pruning.fraction)
@@ -153,8 +131,18 @@ class Runner(abc.ABC):
         return measured
 
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """The config's prunable weights, and the parameters a method also masks (:meth:`also_mask`)."""
         p = self.config.pruning
-        return select_prunable(model, p.include, p.exclude, base=self.domain.prunable(model))
+        base = select_prunable(model, p.include, p.exclude, base=self.domain.prunable(model))
+        params = dict(model.named_parameters())
+        return {**base, **{n: params[n] for n in self.also_masked if n not in base}}
+
+    def also_mask(self, template: nn.Module, names) -> None:
+        """Mask these parameters of the model too (a structured ticket's biases and norms), from
+        :meth:`check`, before any work."""
+        params = dict(template.named_parameters())
+        self.also_masked = sorted(set(self.also_masked) | {n for n in names if n in params and n not in self.shapes})
+        self.shapes = {**self.shapes, **{n: params[n].shape for n in self.also_masked if n not in self.shapes}}
 
     # ---- the stage graph (see tickets.stage_graph) --------------------------------------------
     def graph(self) -> dict[Node, tuple[Node, ...]]:

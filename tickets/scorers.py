@@ -16,8 +16,8 @@ import torch
 
 from .masks import Mask
 from .nm_pattern import Pattern
+from .nm_select import keep_top_within
 from .selection import Group
-from .topk import keep_top
 
 Scores = dict[str, torch.Tensor]
 
@@ -66,8 +66,6 @@ def prune(
     level), per layer (``scope='layer'``) or ranked across the group's layers (``scope='global'``).
     With an N:M ``pattern`` (``input_axes``: each weight's input axis), each group of M may keep
     only as many as the unit's new density allows (:mod:`tickets.nm_pattern`)."""
-    if pattern is not None and input_axes is None:
-        raise ValueError("prune: an N:M pattern needs each weight's input axis (input_axes)")
     new = dict(mask.items())  # every pruned unit gets new tensors; the rest are cloned below
     for group in groups:
         units = [[n] for n in group.members] if scope == "layer" else [list(group.members)]
@@ -85,12 +83,7 @@ def _prune_unit(scores: Mapping[str, torch.Tensor], mask: dict[str, torch.Tensor
     k = int(fraction * base + 0.5)
     if k <= 0:
         return
-    if pattern is not None:
-        from .nm_select import keep_top_within
-
-        kept = keep_top_within(scores, max(0, alive - k), {name: mask[name] for name in names}, names, total,
-                               pattern, input_axes)
-    else:
-        kept = keep_top(scores, max(0, alive - k), {name: mask[name] for name in names}, names=names)
+    kept = keep_top_within(scores, max(0, alive - k), {name: mask[name] for name in names}, names, total,
+                           pattern, input_axes)
     for name in names:
         mask[name] = kept[name].reshape(mask[name].shape)

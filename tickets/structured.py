@@ -17,7 +17,7 @@ of the group's root weight's rule in ``pruning.groups``) or of all groups ranked
 (``scope: global``), scored by the L1 (``unit_score: l1``) or L2 norm of the unit's rows in every
 producing layer, on the previous ticket's trained weights; a group always keeps one unit (no layer
 collapse). The mask stays a weight mask: rewinding, controls, transfer and the artifact are
-unchanged; ``ticket.json`` records the structure and each group's kept units.
+unchanged; ``ticket.json`` records the structure (the kept units are the mask's alive rows).
 """
 
 from __future__ import annotations
@@ -141,11 +141,10 @@ class UnitGraph:
 
 def prune_units(graph: UnitGraph, weights: Mapping[str, torch.Tensor], previous: Mask,
                 fractions: Mapping[str, float], scope: str, norm: str,
-                shapes: Mapping[str, tuple[int, ...]]) -> tuple[Mask, dict[str, list[int]]]:
-    """The next level's mask and each group's kept units: ``fractions[root weight]`` of the alive
-    units removed per group (``scope='layer'``) or the same count ranked across groups
-    (``'global'``, at ``pruning.fraction``); the lowest scores first, ties to the later unit; one
-    unit of every group always kept."""
+                shapes: Mapping[str, tuple[int, ...]]) -> Mask:
+    """The next level's mask: ``fractions[root weight]`` of the alive units removed per group
+    (``scope='layer'``) or the same share ranked across groups (``'global'``, one rate for all);
+    the lowest scores first, ties to the later unit; one unit of every group always kept."""
     alive = {g.root: graph.alive_units(previous, g) for g in graph.groups}
     scores = {g.root: graph.unit_scores(weights, g, norm) for g in graph.groups}
     dead = {g.root: [i for i in range(g.size) if i not in set(alive[g.root])] for g in graph.groups}
@@ -153,22 +152,16 @@ def prune_units(graph: UnitGraph, weights: Mapping[str, torch.Tensor], previous:
         for g in graph.groups:
             units = alive[g.root]
             k = min(int(fractions[f"{g.root}.weight"] * len(units) + 0.5), len(units) - 1)
-            ranked = sorted(units, key=lambda i: (float(scores[g.root][i]), -i))
-            dead[g.root] += ranked[:k]
+            dead[g.root] += sorted(units, key=lambda i: (float(scores[g.root][i]), -i))[:k]
     else:
-        pool = [(float(scores[g.root][i]), -i, g.root, i) for g in graph.groups for i in alive[g.root]]
-        fraction = next(iter(fractions.values())) if len(set(fractions.values())) == 1 else None
-        if fraction is None:
-            raise ConfigError("pruning.groups: per-group rates need scope: layer for structured tickets")
-        k = int(fraction * len(pool) + 0.5)
+        pool = sorted((float(scores[g.root][i]), -i, g.root, i) for g in graph.groups for i in alive[g.root])
+        k = int(next(iter(fractions.values())) * len(pool) + 0.5)
         left = {g.root: len(alive[g.root]) for g in graph.groups}
-        for _, _, root, i in sorted(pool):
+        for _, _, root, i in pool:
             if k == 0:
                 break
             if left[root] > 1:
                 dead[root].append(i)
                 left[root] -= 1
                 k -= 1
-    mask = graph.mask_without(dead, shapes)
-    kept = {g.root: sorted(set(range(g.size)) - set(dead[g.root])) for g in graph.groups}
-    return mask, kept
+    return graph.mask_without(dead, shapes)

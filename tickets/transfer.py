@@ -86,19 +86,11 @@ class TransferRun(Runner):
         self.sources = {lvl: available[lvl] for lvl in (t.levels or sorted(available))}
         self.tickets = {lvl: Ticket.load(p, with_rewind=t.weights == "source") for lvl, p in self.sources.items()}
         # a structured ticket also masks the biases and norms its units reach: mask them here too
-        params, base = dict(template.named_parameters()), super().prunable(template)
-        self.also_masked = sorted({n for ticket in self.tickets.values() for n in ticket.mask
-                                   if n in params and n not in base})
-        self.shapes = {**self.shapes, **{n: params[n].shape for n in self.also_masked}}
+        self.also_mask(template, {n for ticket in self.tickets.values() for n in ticket.mask})
         for lvl, ticket in self.tickets.items():  # every ticket must fit before any training
             if t.weights == "source" and ticket.rewind is None:
                 raise ConfigError(f"transfer.weights: the level-{lvl} ticket has no rewind weights; use target_init")
             self._fit(ticket, template, lvl)
-
-    def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
-        base = super().prunable(model)
-        params = dict(model.named_parameters())
-        return {**base, **{n: params[n] for n in getattr(self, "also_masked", ()) if n not in base}}
 
     def _fit(self, ticket: Ticket, model: nn.Module, level: int) -> Mask:
         t = self.config.transfer
