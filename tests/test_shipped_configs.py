@@ -100,9 +100,12 @@ def run_config(path: Path, out: Path, tiny_data, extra=()):
     return exp, make_runner(exp, out, show_progress=False).execute()
 
 
-# The Atari config's run (47 s: the frame wrappers and the CNN) is slow-marked; test_rl_atari.py
-# covers its policy, wrappers, masks and evaluation in the default suite.
-RUNS = [pytest.param(p, marks=pytest.mark.slow) if "atari" in p.name else p for p in CONFIGS]
+# Slow-marked runs, each with a sibling of the same code in the default suite: the Atari config
+# (47 s: the frame wrappers and the CNN; test_rl_atari.py covers its policy, wrappers, masks and
+# evaluation), PPO on Acrobot (21 s of 500-step episodes; ppo_cartpole.yaml and ppo_lunarlander.yaml
+# run PPO) and the CIFAR-10 -> SVHN transfer (the CIFAR-100 one runs the same transfer code).
+SLOW_RUNS = ("ppo_atari_pong.yaml", "ppo_acrobot.yaml", "transfer_vgg19_cifar10_to_svhn.yaml")
+RUNS = [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_RUNS else p for p in CONFIGS]
 
 
 @pytest.mark.parametrize("path", RUNS, ids=lambda p: f"{p.parent.name}/{p.name}")

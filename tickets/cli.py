@@ -145,6 +145,11 @@ def _export(args: argparse.Namespace) -> int:
                 f"{100 * n['after'] / n['before']:.1f}%)")
     print(f"exported {what}; checked on {record['check']['batches']} batches, largest relative difference "
           f"{record['check']['max_relative_difference']:.2g}")
+    native = record.get("native")
+    if native and "skipped" in native:
+        print(f"no {record['domain']} native form: {native['skipped']}")
+    elif native:
+        print(f"native {native['format']} form: {Path(args.out) / native['path']} (load: {native['load']})")
     print(f"export: {args.out}")
     return 0
 

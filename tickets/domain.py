@@ -12,6 +12,7 @@ import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -130,6 +131,25 @@ class Domain(abc.ABC):
         fan-in. 0 for torch's layers (``Linear``, ``Conv``: out x in); a domain whose layers store
         weights in x out (GPT-2's ``Conv1D``) says 1 for them."""
         return {name: 0 for name in self.prunable(model)}
+
+    def structured_units(self, model: nn.Module, prunable: dict[str, nn.Parameter]) -> Any | None:
+        """The model's units for ``pruning.structure: units`` where they are not output channels
+        (a :class:`tickets.unit_slices.SlicedUnits`: a transformer's heads and feed-forward
+        neurons). None, the default: Torch-Pruning traces the couplings of every Linear and Conv."""
+        return None
+
+    def save_native(self, model: nn.Module, directory: Path) -> dict[str, Any]:
+        """Write ``model`` (a dense-small export) in the form the domain's own library loads, under
+        ``directory`` (which does not exist yet), and return ``{"format", "path", "load"}``; or
+        ``{"skipped": why}`` where that form cannot hold this model (nothing written). The default:
+        none beyond the export's own safetensors state and config."""
+        return {"skipped": f"the {self.name} domain's usual form is the export's own weights.safetensors and "
+                           "config.yaml (tickets.export.load_exported)"}
+
+    def load_native(self, directory: Path) -> nn.Module:
+        """The model :meth:`save_native` wrote, loaded by the domain's library (the export checks
+        it computes what the masked ticket computes)."""
+        raise NotImplementedError(f"the {self.name} domain writes no native form")
 
     def scoring_loss(self, model: nn.Module, batch: Any, *, temperature: float = 1.0) -> torch.Tensor:
         """The training loss on a scoring batch, logits divided by ``temperature`` (GraSP: 200)."""

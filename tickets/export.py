@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ FORMAT, VERSION = "tickets.export", 1
 FORMATS = ("sparse", "dense-small")
 TOLERANCE = 1e-5  # relative to the largest |output| of the layer compared
 CHECK_BATCHES = 2
+NATIVE = "native"  # dense-small: the directory of the domain's own form (save_pretrained, an SB3 zip)
 PARTS = ("crow_indices", "col_indices", "values")
 
 
@@ -71,25 +73,41 @@ def export(source: str | Path, out: str | Path, to: str = "sparse") -> dict[str,
     mask = ticket.apply(model)  # names and shapes checked; survivors at the ticket's weights, the rest 0
     model.eval()
     seed = stage_seed(experiment.config.seed, "export")
-    if to == "sparse":
-        tensors, part = _sparse(domain, model, mask, seed)
-    else:
-        from .export_small import shrink
+    with tempfile.TemporaryDirectory(prefix="tickets-export-") as tmp:
+        staging = Path(tmp)
+        if to == "sparse":
+            tensors, part = _sparse(domain, model, mask, seed)
+        else:
+            from .export_small import shrink
 
-        params = dict(model.named_parameters())
-        small, removed = shrink(domain, model, mask, {n: params[n] for n in mask}, seed)  # a copy: model unchanged
-        check = verify(domain, model, small, [""], seed=seed)  # the model's outputs and loss
-        tensors = small.state_dict()
-        part = {"removed": removed, "check": check,
-                "parameters": {"before": sum(p.numel() for p in model.parameters()),
-                               "after": sum(p.numel() for p in small.parameters())}}
-    record = {"format": FORMAT, "version": VERSION, "to": to, "source": str(ticket_dir), "domain": domain.name,
-              "found": ticket.meta.get("found", {}), **part}
-    out.mkdir(parents=True, exist_ok=True)
-    store.write_tensors(out / "weights.safetensors", tensors)
-    shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
-    store.write_json(out / "export.json", record)  # last: an export without it is not one
+            params = dict(model.named_parameters())
+            small, removed = shrink(domain, model, mask, {n: params[n] for n in mask}, seed)  # a copy: model unchanged
+            check = verify(domain, model, small, [""], seed=seed)  # the model's outputs and loss
+            tensors = small.state_dict()
+            native = _native(domain, model, small, seed, staging)
+            part = {"removed": removed, "check": check, "native": native,
+                    "parameters": {"before": sum(p.numel() for p in model.parameters()),
+                                   "after": sum(p.numel() for p in small.parameters())}}
+        record = {"format": FORMAT, "version": VERSION, "to": to, "source": str(ticket_dir), "domain": domain.name,
+                  "found": ticket.meta.get("found", {}), **part}
+        out.mkdir(parents=True, exist_ok=True)
+        if (staging / NATIVE).exists():
+            shutil.copytree(staging / NATIVE, out / NATIVE)
+        store.write_tensors(out / "weights.safetensors", tensors)
+        shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
+        store.write_json(out / "export.json", record)  # last: an export without it is not one
     return record
+
+
+def _native(domain, reference: nn.Module, small: nn.Module, seed: int, staging: Path) -> dict[str, Any]:
+    """The smaller model in the domain's own form (``save_native``), loaded back by the domain's
+    library and checked against the masked model like the export itself; written to ``staging``."""
+    record = domain.save_native(small, staging / NATIVE)
+    if "skipped" in record:
+        return record
+    loaded = domain.load_native(staging / NATIVE)
+    path = f"{NATIVE}/{record['path']}" if record["path"] else NATIVE
+    return {**record, "path": path, "check": verify(domain, reference, loaded, [""], seed=seed)}
 
 
 def _sparse(domain, model: nn.Module, mask, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

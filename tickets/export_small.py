@@ -16,17 +16,14 @@ from torch import nn
 
 from .errors import ArtifactError, ConfigError
 from .masks import Mask
-from .structured import UnitGraph
+from .structured import units_of
 
 
-def trace(domain, model: nn.Module, prunable: Mapping[str, nn.Parameter], seed: int) -> UnitGraph:
-    batches = domain.scoring_batches(1, seed, model=model)
-    if not batches:
-        raise ConfigError(f"--to dense-small: the {domain.name} domain gives no batch to trace the model on")
-    return UnitGraph(model, batches[0], domain.scoring_loss, prunable)
+def trace(domain, model: nn.Module, prunable: Mapping[str, nn.Parameter], seed: int):
+    return units_of(domain, model, prunable, seed)
 
 
-def removed_units(graph: UnitGraph, mask: Mask) -> dict[str, list[int]]:
+def removed_units(graph, mask: Mask) -> dict[str, list[int]]:
     """Each group's removed units; refused unless the mask is exactly whole units removed."""
     dead = {g.root: [i for i in range(g.size) if i not in set(graph.alive_units(mask, g))] for g in graph.groups}
     expected = graph.mask_without(dead, {n: tuple(m.shape) for n, m in mask.items()})
@@ -37,23 +34,6 @@ def removed_units(graph: UnitGraph, mask: Mask) -> dict[str, list[int]]:
     return dead
 
 
-def cut(graph: UnitGraph, removed: Mapping[str, list[int]]) -> None:
-    """Remove the units from ``graph.model``, in place."""
-    modules = dict(graph.model.named_modules())
-    for root in sorted(removed):
-        idxs = sorted(removed[root])
-        if not idxs:
-            continue
-        if root not in modules:
-            raise ArtifactError(f"export: no module {root!r} to remove units from", root)
-        module = modules[root]
-        if max(idxs) >= module.weight.shape[0] or len(idxs) >= module.weight.shape[0]:
-            raise ArtifactError(f"export: {root} has {module.weight.shape[0]} units; cannot remove {len(idxs)} "
-                                f"up to index {max(idxs)}", root)
-        pruner = graph.graph.get_pruner_of_module(module)
-        graph.graph.get_pruning_group(module, pruner.prune_out_channels, idxs=idxs).prune()
-
-
 def shrink(domain, model: nn.Module, mask: Mask, prunable: Mapping[str, nn.Parameter], seed: int
            ) -> tuple[nn.Module, dict[str, list[int]]]:
     """A smaller copy of ``model`` (at the ticket's masked weights) and the units removed."""
@@ -61,7 +41,7 @@ def shrink(domain, model: nn.Module, mask: Mask, prunable: Mapping[str, nn.Param
     small_params = dict(small.named_parameters())
     graph = trace(domain, small, {n: small_params[n] for n in prunable}, seed)  # the copy has the model's names
     removed = removed_units(graph, mask)
-    cut(graph, removed)
+    graph.cut(removed)
     return small, removed
 
 
@@ -71,5 +51,5 @@ def rebuild(domain, model: nn.Module, prunable: Mapping[str, nn.Parameter], remo
                                                 and all(isinstance(i, int) and i >= 0 for i in v)
                                                 for k, v in removed.items()):
         raise ArtifactError("export.json: 'removed' is not a mapping of module names to unit indices", "removed")
-    cut(trace(domain, model, prunable, seed), removed)
+    trace(domain, model, prunable, seed).cut(removed)
     return model

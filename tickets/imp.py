@@ -34,15 +34,12 @@ class IMPRun(Runner):
         self.pattern, self.input_axes = pattern_of(self.config.pruning, self.shapes, self.domain, template)
         self.units = None
         if self.config.pruning.structure == "units":
-            from .structured import UnitGraph
+            from .structured import units_of
 
-            batches = self.domain.scoring_batches(1, stage_seed(self.config.seed, "structure"), model=template)
-            if not batches:
-                raise ConfigError(f"pruning.structure: the {self.domain.name} domain gives no batch to trace the "
-                                  "model's couplings on (scoring_batches)")
             if self.config.pruning.scope == "global" and len({g.fraction for g in self.groups}) > 1:
                 raise ConfigError("pruning.groups: per-group rates need scope: layer for structured tickets")
-            self.units = UnitGraph(template, batches[0], self.domain.scoring_loss, self.prunable(template))
+            self.units = units_of(self.domain, template, self.prunable(template),
+                                  stage_seed(self.config.seed, "structure"))
             self.also_mask(template, self.units.coupled)  # the biases, norms and consumer columns units reach
 
     def levels(self) -> list[int]:

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from .errors import ArtifactError, ConfigError
 from .masks import Mask
 
 
@@ -137,6 +137,36 @@ class UnitGraph:
             w = weights[name].detach().double().reshape(weights[name].shape[0], -1)[rows]
             score += w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1)
         return score if norm == "l1" else score.sqrt()
+
+    def cut(self, removed: Mapping[str, list[int]]) -> None:
+        """Remove the units from :attr:`model`, in place (Torch-Pruning prunes each group)."""
+        modules = dict(self.model.named_modules())
+        for root in sorted(removed):
+            idxs = sorted(removed[root])
+            if not idxs:
+                continue
+            if root not in modules:
+                raise ArtifactError(f"export: no module {root!r} to remove units from", root)
+            module = modules[root]
+            if max(idxs) >= module.weight.shape[0] or len(idxs) >= module.weight.shape[0]:
+                raise ArtifactError(f"export: {root} has {module.weight.shape[0]} units; cannot remove {len(idxs)} "
+                                    f"up to index {max(idxs)}", root)
+            pruner = self.graph.get_pruner_of_module(module)
+            self.graph.get_pruning_group(module, pruner.prune_out_channels, idxs=idxs).prune()
+
+
+def units_of(domain, model: nn.Module, prunable: Mapping[str, nn.Parameter], seed: int):
+    """The model's unit groups: the domain's own (:meth:`Domain.structured_units`: a transformer's
+    heads and feed-forward neurons) or, where it states none, Torch-Pruning's trace of its
+    couplings through the domain's loss on one scoring batch drawn from ``seed``."""
+    own = domain.structured_units(model, prunable)
+    if own is not None:
+        return own
+    batches = domain.scoring_batches(1, seed, model=model)
+    if not batches:
+        raise ConfigError(f"pruning.structure: the {domain.name} domain gives no batch to trace the model's "
+                          "couplings on (scoring_batches)")
+    return UnitGraph(model, batches[0], domain.scoring_loss, prunable)
 
 
 def prune_units(graph: UnitGraph, weights: Mapping[str, torch.Tensor], previous: Mask,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import warnings
 from functools import cached_property
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ from torch import nn
 
 from domains.supervised import SupervisedDomain, accelerator_for
 
-from . import data, metrics, models
+from . import data, metrics, models, units
 from .config import DatasetSpec, ModelSpec, NLPConfig  # noqa: F401 (re-exported)
 
 
@@ -142,6 +143,17 @@ class NLPDomain(SupervisedDomain):
         else:
             out.update(metrics.classification_metrics(torch.cat(outputs), torch.cat(labels)))
         return out
+
+    def structured_units(self, model: nn.Module, prunable: dict[str, nn.Parameter]):
+        """Heads and feed-forward neurons of a BERT-like encoder (domains.nlp.units)."""
+        return units.units(model, prunable)
+
+    def save_native(self, model: nn.Module, directory: Path) -> dict[str, Any]:
+        """A ``save_pretrained`` directory (with the tokenizer) where the config can state the model."""
+        return units.save(model, self.data.tokenizer, directory)
+
+    def load_native(self, directory: Path) -> nn.Module:
+        return units.load(self.config.task, directory)
 
     def describe(self) -> dict[str, Any]:
         d = self.data

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from tickets.domain import Domain, StepCallback, TrainResult
 from tickets.errors import ConfigError
 from tickets.optim import load_optimizer_tensors, optimizer_tensors
 
-from . import scoring
+from . import native, scoring
 from .algorithms import ALGORITHMS, optimizers_of, prunable_of, tied_of
 from .config import ACTIVATION_CLASSES, RLConfig
 
@@ -112,16 +113,33 @@ class RLDomain(Domain):
         return kw
 
     def build_model(self, seed: int) -> nn.Module:
+        algo = self.build_algorithm(seed)
+        attach_algorithm(algo.policy, algo)
+        return algo.policy
+
+    def algorithm_class(self) -> type[BaseAlgorithm]:
+        return ALGORITHMS[self.config.algorithm].cls
+
+    def build_algorithm(self, seed: int, *, net_arch: Any = None) -> BaseAlgorithm:
+        """The SB3 algorithm of the config (``net_arch`` in place of the config's: a smaller policy)."""
         cfg = self.config
         algo_spec = ALGORITHMS[cfg.algorithm]
-        policy_kwargs = dict(net_arch=list(cfg.net_arch), activation_fn=ACTIVATIONS[cfg.activation],
+        policy_kwargs = dict(net_arch=list(cfg.net_arch) if net_arch is None else net_arch,
+                             activation_fn=ACTIVATIONS[cfg.activation],
                              optimizer_class=cfg.optimizer.torch_class(),
                              optimizer_kwargs=self._optimizer_kwargs())
         with _own_rng():
             env = cfg.make_env(cfg.n_envs, seed)
-            algo = algo_spec.cls(cfg.policy_class(), env, learning_rate=cfg.optimizer.lr,
+            return algo_spec.cls(cfg.policy_class(), env, learning_rate=cfg.optimizer.lr,
                                  policy_kwargs=policy_kwargs, seed=seed, verbose=0, device=cfg.device,
                                  **algo_spec.hyperparameters(cfg))
+
+    def save_native(self, model: nn.Module, directory: Path) -> dict[str, Any]:
+        """An SB3 zip that ``PPO.load``/``A2C.load`` rebuilds (domains.rl.native)."""
+        return native.save(self, model, directory)
+
+    def load_native(self, directory: Path) -> nn.Module:
+        algo = native.load(self, directory)
         attach_algorithm(algo.policy, algo)
         return algo.policy
 
