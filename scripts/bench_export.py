@@ -3,8 +3,9 @@
 ``--to sparse``: for LeNet-300-100, a ResNet-20, the MiniLM encoder (with its classifier head) and
 the PPO CartPole policy, each built by its domain from a shipped config, the prunable weights are
 pruned at random to 90, 95 and 99% unstructured sparsity (latency depends on the count kept, not
-on which weights) and exported as torch CSR layers. ``--to dense-small``: for LeNet and the
-ResNet-20, 50, 75 and 90% of every unit group (neurons; channels, a residual stream's together)
+on which weights) and exported as torch CSR layers. ``--to dense-small``: for each of them, 50, 75
+and 90% of every unit group (neurons; channels, a residual stream's together; MiniLM's attention
+heads and feed-forward neurons of every layer; the policy's and value network's hidden units)
 removed by L1 norm, exported as the smaller dense model. Each export and the dense model are timed
 in interleaved rounds in one process (the order alternates every round), at batch 1 and a large
 batch; the script prints the median milliseconds per forward, export/dense (above 1: slower than
@@ -60,6 +61,7 @@ def nlp(large: int):
     def inputs(b):
         ids = torch.randint(1000, vocab, (b, length), generator=gen)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    model._bench_domain = domain
     return model, domain.prunable(model), inputs, large
 
 
@@ -67,10 +69,10 @@ def ppo(large: int):
     exp = load_experiment(ROOT / "configs/rl/ppo_cartpole.yaml")
     domain = exp.make_domain()
     policy = domain.build_model(seed=0)
+    policy._bench_domain = domain
     return policy, domain.prunable(policy), (lambda b: {"obs": torch.randn(b, 4), "deterministic": True}), large
 
 
-STRUCTURED = ("lenet", "resnet20")  # dense-small: the vision models (units of transformers and policies: not yet)
 MODELS = {
     "lenet": lambda: vision("configs/vision/lenet300_mnist.yaml", [], (1, 28, 28), 1024),
     "resnet20": lambda: vision("configs/vision/resnet20w8_mnist_subset.yaml",
@@ -167,12 +169,12 @@ def csr_rows(name: str, rounds: int, seconds: float) -> list[dict]:
 def small_rows(name: str, rounds: int, seconds: float) -> list[dict]:
     """Structured: the lowest-L1 ``fraction`` of every unit group removed (one unit always kept)."""
     from tickets.export_small import shrink
-    from tickets.structured import UnitGraph
+    from tickets.structured import units_of
 
     model, prunable, inputs, large = MODELS[name]()
     domain = model._bench_domain
     model.eval()
-    graph = UnitGraph(model, domain.scoring_batches(1, 0, model=model)[0], domain.scoring_loss, prunable)
+    graph = units_of(domain, model, prunable, seed=0)  # MiniLM: heads and neurons; the others traced
     params = dict(model.named_parameters())
     shapes = {n: tuple(params[n].shape) for n in {**prunable, **graph.coupled}}
     rows = []
@@ -210,7 +212,7 @@ def main() -> None:
     for name in args.models:
         if "sparse" in args.to:
             rows += csr_rows(name, args.rounds, args.seconds)
-        if "dense-small" in args.to and name in STRUCTURED:
+        if "dense-small" in args.to:
             rows += small_rows(name, args.rounds, args.seconds)
     if args.csv:
         with open(args.csv, "w", newline="") as f:

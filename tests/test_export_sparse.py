@@ -85,7 +85,7 @@ def test_bad_sources_and_outputs_are_refused_before_anything_is_written(lenet_ru
         export(lenet_run.level_dir(1), full)
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
     with pytest.raises(ConfigError, match="not an export format"):
-        export(lenet_run.level_dir(1), tmp_path / "b", to="semi-structured")
+        export(lenet_run.level_dir(1), tmp_path / "b", to="onnx")
     alone = tmp_path / "alone"
     import shutil
 

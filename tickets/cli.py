@@ -134,10 +134,11 @@ def _export(args: argparse.Namespace) -> int:
     from .export import export
 
     record = export(args.source, args.out, args.to)
-    if args.to == "sparse":
+    if args.to in ("sparse", "semi-structured"):
         kept = sum(layer["kept"] for layer in record["layers"].values())
         total = sum(math.prod(layer["shape"]) for layer in record["layers"].values())
-        what = f"{len(record['layers'])} layers as CSR ({kept} of {total} weights kept, {100 * kept / total:.1f}%)"
+        form = "CSR" if args.to == "sparse" else "2:4 semi-structured (float16)"
+        what = f"{len(record['layers'])} layers as {form} ({kept} of {total} weights kept, {100 * kept / total:.1f}%)"
     else:
         units = sum(len(v) for v in record["removed"].values())
         n = record["parameters"]
@@ -242,10 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     exp = sub.add_parser("export", help="a ticket as a model that runs sparse: 'export RUN_DIR/level_NN --to sparse "
                          "--out DIR'")
     exp.add_argument("source", help="RUN_DIR/level_NN, or a ticket directory inside a run (RUN_DIR/level_NN/ticket)")
-    exp.add_argument("--to", required=True, choices=["sparse", "dense-small"],
+    exp.add_argument("--to", required=True, choices=["sparse", "dense-small", "semi-structured"],
                      help="sparse: the pruned Linear/Conv2d/Conv1D weights as torch CSR tensors with forwards that "
                           "use them; dense-small: a structured ticket (pruning.structure: units) as a smaller "
-                          "dense model")
+                          "dense model (and in its library's own form where that can hold it); semi-structured: a "
+                          "2:4 ticket on NVIDIA sparse tensor cores (CUDA only)")
     exp.add_argument("--out", required=True, help="a new or empty directory for the exported model")
     exp.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (default: torch's choice)")
     exp.set_defaults(func=_export)

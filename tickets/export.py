@@ -35,7 +35,7 @@ from .selection import select_prunable
 from .sparse_modules import quiet_beta, to_sparse, weight_matrix, why_not_sparse
 
 FORMAT, VERSION = "tickets.export", 1
-FORMATS = ("sparse", "dense-small")
+FORMATS = ("sparse", "dense-small", "semi-structured")
 TOLERANCE = 1e-5  # relative to the largest |output| of the layer compared
 CHECK_BATCHES = 2
 NATIVE = "native"  # dense-small: the directory of the domain's own form (save_pretrained, an SB3 zip)
@@ -77,6 +77,8 @@ def export(source: str | Path, out: str | Path, to: str = "sparse") -> dict[str,
         staging = Path(tmp)
         if to == "sparse":
             tensors, part = _sparse(domain, model, mask, seed)
+        elif to == "semi-structured":
+            tensors, part = _semi(domain, model, mask, ticket.meta.get("found", {}), seed)
         else:
             from .export_small import shrink
 
@@ -110,6 +112,21 @@ def _native(domain, reference: nn.Module, small: nn.Module, seed: int, staging: 
     return {**record, "path": path, "check": verify(domain, reference, loaded, [""], seed=seed)}
 
 
+def _semi(domain, model: nn.Module, mask, found: dict[str, Any], seed: int
+          ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from . import export_semi as semi
+
+    semi.check_fits(found, model, mask)
+    device = semi.require_cuda()
+    reference = semi.half_copy(model, device)
+    sparse = semi.to_semi_structured(semi.half_copy(model, device), mask)
+    check = verify(domain, reference, sparse, [n.rpartition(".")[0] for n in mask], seed=seed,
+                   tolerance=semi.TOLERANCE)
+    layers = {name: {"shape": list(mask[name].shape), "kept": int(mask[name].sum())} for name in mask}
+    return ({k: v.cpu() for k, v in reference.state_dict().items()},
+            {"layers": layers, "dtype": "float16", "check": check})
+
+
 def _sparse(domain, model: nn.Module, mask, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     modules = dict(model.named_modules())
     refused = [f"{name} ({why})" for name in mask
@@ -133,7 +150,8 @@ def _sparse(domain, model: nn.Module, mask, seed: int) -> tuple[dict[str, torch.
 
 
 @torch.no_grad()
-def verify(domain, reference: nn.Module, sparse: nn.Module, owners: list[str], *, seed: int) -> dict[str, Any]:
+def verify(domain, reference: nn.Module, sparse: nn.Module, owners: list[str], *, seed: int,
+           tolerance: float = TOLERANCE) -> dict[str, Any]:
     """The outputs of the modules ``owners`` ("": the model itself) and the loss, exported against
     the masked model, on the domain's batches."""
     batches = domain.scoring_batches(CHECK_BATCHES, seed, model=reference)
@@ -162,11 +180,11 @@ def verify(domain, reference: nn.Module, sparse: nn.Module, owners: list[str], *
         for what, a, b in pairs:
             scale = max(1.0, float(a.abs().max()))
             diff = float((a - b).abs().max())
-            if not math.isfinite(diff) or diff > TOLERANCE * scale:
+            if not math.isfinite(diff) or diff > tolerance * scale:
                 raise ExportCheckError(f"export check: {what}'s output differs from the masked model's by {diff:.3g} "
-                                   f"(allowed {TOLERANCE * scale:.3g}); nothing is written")
+                                       f"(allowed {tolerance * scale:.3g}); nothing is written")
             worst = max(worst, diff / scale)
-    return {"batches": len(batches), "max_relative_difference": worst, "tolerance": TOLERANCE}
+    return {"batches": len(batches), "max_relative_difference": worst, "tolerance": tolerance}
 
 
 def output_tensor(out: Any) -> torch.Tensor:
@@ -189,7 +207,14 @@ def load_exported(directory: str | Path) -> tuple[nn.Module, Any]:
     domain = experiment.make_domain()
     model = domain.build_model(seed=experiment.config.seed)
     tensors = store.read_tensors(directory / "weights.safetensors")
-    if record["to"] == "sparse":
+    semi_layers: list[str] = []
+    if record["to"] == "semi-structured":
+        from .export_semi import require_cuda
+
+        device = require_cuda(f"{directory}: a semi-structured export")
+        semi_layers = list(record.get("layers") or {})
+        layers = {}
+    elif record["to"] == "sparse":
         layers = record.get("layers")
         if not isinstance(layers, dict) or not layers:
             raise ArtifactError(f"{directory / 'export.json'}: no layers", directory)
@@ -214,6 +239,13 @@ def load_exported(directory: str | Path) -> tuple[nn.Module, Any]:
             raise ArtifactError(f"{directory / 'weights.safetensors'}: {key} has the wrong shape or a non-finite "
                                 "value", directory)
     model.load_state_dict(dense, strict=False)  # CSR weights are in place already
+    if semi_layers:
+        from .export_semi import half_copy, to_semi_structured
+
+        params = dict(model.named_parameters())
+        if any(n not in params for n in semi_layers):
+            raise ArtifactError(f"{directory / 'export.json'}: a layer it names is not in the model", directory)
+        model = to_semi_structured(half_copy(model, device), semi_layers)
     return model.eval(), domain
 
 
