@@ -8,6 +8,9 @@ and whether it gets a fresh optimizer.
   shuffled_mask        the mask permuted within each output unit (same fan-in), on the start weights
   random_mask_uniform  a random mask of the ticket's overall sparsity, every layer equally dense
   random_mask_erk      ... with Erdős–Rényi-Kernel layer densities (Evci et al. 2020)
+  random_units         structured tickets: as many whole units of every group as the ticket keeps,
+                       drawn at random, on the start weights (Prasanna et al. 2020's random heads
+                       and neurons; Liu et al. 2019's random channels)
 
 To add one, subclass :class:`Control` in a module and register it: see the README ("Adding a
 control").
@@ -31,10 +34,19 @@ class Control:
 
     start: ClassVar[Literal["start", "fresh"]] = "start"  # "fresh": newly drawn weights (the stage seed)
     fresh_optimizer: ClassVar[bool] = False  # True: never the optimizer state captured at θk
+    # True: the mask is drawn over the run's structured units (pruning.structure: units), by
+    # unit_mask instead of mask; refused before any work in a run without them
+    needs_units: ClassVar[bool] = False
 
     def mask(self, ticket: Mask, generator: torch.Generator, output_axes: Mapping[str, int]) -> Mask:
         """The control's mask, from the ticket's (draw randomness from ``generator`` only)."""
         return ticket
+
+    def unit_mask(self, ticket: Mask, generator: torch.Generator, units, shapes: Mapping[str, tuple[int, ...]]
+                  ) -> Mask:
+        """For ``needs_units`` controls: the mask from the ticket's and the run's unit groups
+        (``tickets.structured.UnitGraph`` or ``tickets.unit_slices.SlicedUnits``) over ``shapes``."""
+        raise NotImplementedError(f"{type(self).__name__} sets needs_units but defines no unit_mask")
 
 
 class Reinit(Control):
@@ -51,6 +63,18 @@ class RandomMask(Control):
 class ShuffledMask(Control):
     def mask(self, ticket, generator, output_axes):
         return shuffled_mask(ticket, generator, output_axes)
+
+
+class RandomUnits(Control):
+    needs_units = True
+
+    def unit_mask(self, ticket, generator, units, shapes):
+        dead = {}
+        for group in units.groups:
+            kept = len(units.alive_units(ticket, group))
+            chosen = set(torch.randperm(group.size, generator=generator)[:kept].tolist())
+            dead[group.root] = [i for i in range(group.size) if i not in chosen]
+        return units.mask_without(dead, shapes)
 
 
 class AllocatedRandomMask(Control):

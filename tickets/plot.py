@@ -8,7 +8,8 @@ from typing import Any
 
 STYLE = {"dense": ("black", "o"), "ticket": ("tab:blue", "o"), "reinit": ("tab:orange", "s"),
          "random_mask": ("tab:green", "^"), "shuffled_mask": ("tab:red", "v"),
-         "random_mask_uniform": ("tab:purple", "D"), "random_mask_erk": ("tab:brown", "P")}
+         "random_mask_uniform": ("tab:purple", "D"), "random_mask_erk": ("tab:brown", "P"),
+         "random_units": ("tab:olive", "X")}
 
 
 def pyplot():

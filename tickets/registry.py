@@ -128,6 +128,7 @@ controls.register("random_mask", "tickets.controls:RandomMask")
 controls.register("shuffled_mask", "tickets.controls:ShuffledMask")
 controls.register("random_mask_uniform", "tickets.controls:UniformRandomMask")
 controls.register("random_mask_erk", "tickets.controls:ERKRandomMask")
+controls.register("random_units", "tickets.controls:RandomUnits")
 
 
 def control(name: str):

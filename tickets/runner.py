@@ -87,7 +87,12 @@ class Runner(abc.ABC):
         self._masks: dict[int, Mask] = {}
         # (name, canonical options JSON) of analyses to run after every stage (a study's analyses:)
         self.analyses: list[tuple[str, str]] = []
+        self.units = None  # a structured run's unit groups (IMP with pruning.structure: units)
         self.check(template)
+        needing = [c for c in self.config.controls if registry.control(c).needs_units]
+        if needing and self.units is None:
+            raise ConfigError(f"controls: {needing[0]} draws whole units at random, so it needs a structured ticket "
+                              f"(pruning.structure: units, IMP); this {self.method} run prunes single weights")
 
     # ---- what a strategy provides -----------------------------------------------------------
     def check(self, template: nn.Module) -> None:
@@ -307,7 +312,9 @@ class Runner(abc.ABC):
             model = self.domain.build_model(seed=cfg.seed)
             self.load_start_weights(model, level)
         if control is not None:
-            mask = control.mask(mask, torch.Generator().manual_seed(seed), self.domain.output_axes(model))
+            generator = torch.Generator().manual_seed(seed)
+            mask = (control.unit_mask(mask, generator, self.units, self.shapes) if control.needs_units
+                    else control.mask(mask, generator, self.domain.output_axes(model)))
             check_control_mask(condition, mask, self.shapes)
         opt_state = None if control is not None and control.fresh_optimizer else self.start_optimizer_state(level)
         self._train_and_finish(level, condition, model, mask, start_step=self.start_step(level),
