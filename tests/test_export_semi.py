@@ -12,6 +12,7 @@ from tickets.cli import main
 from tickets.config import load_experiment
 from tickets.errors import ConfigError
 from tickets.export import export, load_exported
+from tickets.masks import Mask
 from tickets.methods import make_runner
 
 
@@ -36,6 +37,20 @@ def test_a_2_4_ticket_that_fits_is_refused_without_cuda_and_nothing_is_written(b
         export(bert_24.level_dir(1), tmp_path / "s", to="semi-structured")
     assert not (tmp_path / "s").exists()
     assert main(["export", str(bert_24.level_dir(1)), "--to", "semi-structured", "--out", str(tmp_path / "c")]) == 2
+
+
+def test_the_mask_decides_whether_a_ticket_is_2_4_not_its_record(bert_24):
+    from tickets.export_semi import check_fits
+
+    ticket = Ticket.load(bert_24.ticket_dir(1))
+    model = load_experiment(two_four_bert()).make_domain().build_model(seed=0)
+    check_fits({}, model, ticket.mask)  # a transferred 2:4 ticket records no pattern: it fits
+    name = next(iter(ticket.mask))
+    three = dict(ticket.mask.items())
+    three[name] = three[name].clone()
+    three[name][0, :4] = torch.tensor([True, True, True, False])
+    with pytest.raises(ConfigError, match=f"this ticket is pattern 2:4, and {name} keeps 3 of some group of 4"):
+        check_fits({"pattern": "2:4"}, model, Mask(three))
 
 
 def test_an_unstructured_ticket_is_refused_before_the_device_is_asked(tmp_path):

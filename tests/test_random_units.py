@@ -8,6 +8,7 @@ import torch
 from conftest import vision_config
 from test_structured_nlp_rl import HEAD_SIZE, HEADS, bert_config, heads_alive
 from tickets import registry
+from tickets import runner as runner_module
 from tickets.artifact import Ticket
 from tickets.config import load_experiment
 from tickets.errors import ConfigError
@@ -22,11 +23,26 @@ def alive_rows(m):
     return m.reshape(m.shape[0], -1).any(1)
 
 
+def structured_lenet(**overrides):
+    return vision_config(**{"pruning.structure": "units", "pruning.levels": 2, "controls": ["random_units"],
+                            "train.steps": 10, **overrides})
+
+
 @pytest.fixture(scope="module")
 def lenet(tmp_path_factory):
-    cfg = vision_config(**{"pruning.structure": "units", "pruning.levels": 2, "controls": ["random_units"],
-                           "train.steps": 10})
-    return make_runner(load_experiment(cfg), tmp_path_factory.mktemp("lenet"), show_progress=False)
+    """The runner after its run, with the mask each random_units stage trained (in level order)."""
+    runner = make_runner(load_experiment(structured_lenet()), tmp_path_factory.mktemp("lenet"), show_progress=False)
+    runner.trained_masks = []
+    check = runner_module.check_control_mask
+
+    def record(name, mask, shapes):
+        check(name, mask, shapes)
+        runner.trained_masks.append(mask)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner_module, "check_control_mask", record)
+        runner.execute()
+    return runner
 
 
 def control_mask(runner, level, seed=None):
@@ -37,10 +53,11 @@ def control_mask(runner, level, seed=None):
 
 
 def test_it_keeps_as_many_whole_units_of_every_layer_as_the_ticket_but_others(lenet):
-    run = lenet.execute()
-    rows = {(r["level"], r["condition"]): r for r in run.rows()}
-    for level in (1, 2):
+    rows = {(r["level"], r["condition"]): r for r in lenet.run.rows()}
+    assert len(lenet.trained_masks) == 2
+    for level, trained in zip((1, 2), lenet.trained_masks):
         ticket, mask = control_mask(lenet, level)
+        assert all(torch.equal(trained[n], mask[n]) for n in mask)  # what the stage trained
         for layer in ("hidden.0", "hidden.1"):
             kept = alive_rows(mask[f"{layer}.weight"])
             assert int(kept.sum()) == int(alive_rows(ticket[f"{layer}.weight"]).sum())
@@ -93,9 +110,42 @@ def test_on_a_bert_it_draws_whole_heads_and_neurons_per_layer(tmp_path):
     assert sum(mask.kept().values()) == sum(ticket.kept().values())
 
 
-@pytest.mark.parametrize("overrides", [{}, {"pruning.method": "at_init", "pruning.compressions": [2]}])
-def test_a_run_without_structured_units_is_refused_before_any_work(tmp_path, overrides):
-    cfg = vision_config(**{"controls": ["reinit", "random_units"], **overrides})
-    with pytest.raises(ConfigError, match="controls: random_units draws whole units at random.*structure: units"):
-        make_runner(load_experiment(cfg), tmp_path, show_progress=False)
-    assert not any(tmp_path.rglob("*.json"))
+@pytest.mark.parametrize("overrides, says", [
+    ({}, "needs a structured ticket"),
+    ({"pruning.method": "at_init", "pruning.compressions": [2]}, "needs a structured ticket"),
+    ({"pruning.structure": "units", "transfer": {"source": "configs/vision/lenet300_mnist_units.yaml"}},
+     "a transfer takes its masks from the source")])
+def test_a_run_without_structured_units_is_refused_from_the_config(overrides, says):
+    with pytest.raises(ConfigError, match=f"controls: random_units draws whole units at random.*{says}"):
+        load_experiment(vision_config(**{"controls": ["reinit", "random_units"], **overrides}))
+
+
+def test_a_plugin_control_that_needs_units_is_refused_from_its_class():
+    class MyUnits(registry.control("random_units").__class__):
+        pass
+
+    registry.controls.register("test_my_units", MyUnits)
+    with pytest.raises(ConfigError, match="controls: test_my_units draws whole units.*prunes single weights"):
+        load_experiment(vision_config(controls=["test_my_units"]))
+
+
+def test_what_the_registry_says_of_a_built_in_control_is_what_the_control_says():
+    for name in registry.controls.names():
+        assert registry.control_needs_units(name) == registry.control(name).needs_units, name
+    assert registry.control_needs_units("random_units") and not registry.control_needs_units("reinit")
+
+
+def test_a_transfer_target_keeps_its_controls_but_random_units(tmp_path):
+    import yaml
+
+    from tickets.study import load_study
+
+    src, dst = tmp_path / "src.yaml", tmp_path / "dst.yaml"
+    src.write_text(yaml.safe_dump(structured_lenet(name="src")))
+    dst.write_text(yaml.safe_dump(structured_lenet(name="dst", controls=["reinit", "random_units"],
+                                                   **{"domain.optimizer": {"name": "sgd", "lr": 0.05}})))
+    (tmp_path / "study.yaml").write_text("name: s\ntransfer:\n  sources: [{label: a, config: src.yaml}]\n"
+                                         "  targets: [{label: b, config: dst.yaml}]\n")
+    study = load_study(tmp_path / "study.yaml", tmp_path / "runs")
+    assert study.entry("a->b").experiment.config.controls == ["reinit"]
+    assert not (tmp_path / "runs").exists()

@@ -208,6 +208,7 @@ class ExperimentConfig:
         if len(set(self.controls)) != len(self.controls):
             raise ConfigError(f"controls: listed twice in {self.controls}")
         check_controls(self.controls)
+        self._check_unit_controls()
         if self.pruning.method == "at_init" and self.rewind.step:
             raise ConfigError("rewind.step: pruning at initialisation trains from θ0; leave rewind.step at 0")
         every = self.pruning.early_bird.every
@@ -219,6 +220,17 @@ class ExperimentConfig:
             raise ConfigError("transfer: takes tickets from its source; leave pruning.method at imp")
         if not self.name or "/" in self.name:
             raise ConfigError(f"name: must be a non-empty name without '/', got {self.name!r}")
+
+    def _check_unit_controls(self) -> None:
+        unit = next((c for c in self.controls if registry.control_needs_units(c)), None)
+        if unit is None:
+            return
+        if self.transfer is not None:
+            raise ConfigError(f"controls: {unit} draws whole units at random over a structured IMP run's units; a "
+                              "transfer takes its masks from the source and has none (drop it from controls)")
+        if self.pruning.structure != "units":
+            raise ConfigError(f"controls: {unit} draws whole units at random, so it needs a structured ticket "
+                              f"(pruning.structure: units, IMP); this run prunes single weights")
 
     def _check_rewind_optimizer(self) -> None:
         """rewind.optimizer needs an optimizer state at the step every level starts from."""

@@ -68,6 +68,9 @@ class ShuffledMask(Control):
 class RandomUnits(Control):
     needs_units = True
 
+    def mask(self, ticket, generator, output_axes):
+        raise TypeError("random_units draws over the run's units: the runner calls unit_mask")
+
     def unit_mask(self, ticket, generator, units, shapes):
         dead = {}
         for group in units.groups:

@@ -213,6 +213,8 @@ def load_exported(directory: str | Path) -> tuple[nn.Module, Any]:
 
         device = require_cuda(f"{directory}: a semi-structured export")
         semi_layers = list(record.get("layers") or {})
+        if not semi_layers:
+            raise ArtifactError(f"{directory / 'export.json'}: no layers", directory)
         layers = {}
     elif record["to"] == "sparse":
         layers = record.get("layers")

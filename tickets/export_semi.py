@@ -30,30 +30,33 @@ MIN_ROWS, MIN_COLS = 32, 64
 
 
 def check_fits(found: dict[str, Any], model: nn.Module, mask: Mask) -> None:
-    """Refuse (ConfigError, saying why) a ticket that semi-structured tensors cannot hold."""
-    pattern = found.get("pattern")
-    if pattern != PATTERN:
-        raise ConfigError(f"--to semi-structured: the sparse tensor cores take 2:4 tickets (pruning.pattern: "
-                          f"'{PATTERN}'); this ticket is {'pattern ' + pattern if pattern else 'unstructured'} "
-                          "(use --to sparse)")
+    """Refuse (ConfigError, saying why) a ticket that semi-structured tensors cannot hold. The mask
+    itself is checked, group by group (a transferred 2:4 ticket records no pattern of its own);
+    ``found`` (ticket.json's) only words the message."""
     for name, m in mask.items():
         owner_name, _, attr = name.rpartition(".")
         if attr != "weight" or not isinstance(model.get_submodule(owner_name), nn.Linear):
             raise ConfigError(f"--to semi-structured: {name} is not an nn.Linear weight, and semi-structured "
                               "sparsity is for F.linear only")
+    for name, m in mask.items():
+        check_pattern(name, m, found.get("pattern"))
+    for name, m in mask.items():
         rows, cols = m.shape
         if rows % MIN_ROWS or cols % MIN_COLS:
             raise ConfigError(f"--to semi-structured: {name} is {rows} x {cols}; the kernels take multiples of "
                               f"{MIN_ROWS} x {MIN_COLS} (exclude the layer from pruning, or pad the model)")
-        check_pattern(name, m)
 
 
-def check_pattern(name: str, kept: torch.Tensor) -> None:
+def check_pattern(name: str, kept: torch.Tensor, pattern: str | None = None) -> None:
     rows, cols = kept.shape
+    if cols % 4:
+        raise ConfigError(f"--to semi-structured: {name} has {cols} inputs, not groups of 4")
     worst = int((kept != 0).reshape(rows, cols // 4, 4).sum(-1).max())
     if worst > 2:
-        raise ConfigError(f"--to semi-structured: {name} keeps {worst} of some group of 4 consecutive inputs "
-                          "(2:4 allows 2)")
+        what = f"pattern {pattern}" if pattern else "unstructured"
+        raise ConfigError(f"--to semi-structured: the sparse tensor cores take 2:4 tickets (pruning.pattern: "
+                          f"'{PATTERN}': at most 2 of every 4 consecutive inputs); this ticket is {what}, and "
+                          f"{name} keeps {worst} of some group of 4 (use --to sparse)")
 
 
 def require_cuda(what: str = "--to semi-structured") -> torch.device:
@@ -69,7 +72,8 @@ def require_cuda(what: str = "--to semi-structured") -> torch.device:
 
 
 def half_copy(model: nn.Module, device: torch.device) -> nn.Module:
-    """A float16 copy on ``device`` whose floating inputs are cast to float16 on the way in."""
+    """A float16 copy on ``device`` whose floating inputs are cast to float16 on the way into every
+    module that holds parameters (a domain may call a submodule directly: an SB3 policy's networks)."""
     copy_ = copy.deepcopy(model).to(device=device, dtype=DTYPE)
 
     def to_half(v):
@@ -78,7 +82,9 @@ def half_copy(model: nn.Module, device: torch.device) -> nn.Module:
     def cast(_module, args, kwargs):
         return tuple(to_half(a) for a in args), {k: to_half(v) for k, v in kwargs.items()}
 
-    copy_.register_forward_pre_hook(cast, with_kwargs=True)
+    for module in copy_.modules():
+        if module is copy_ or any(True for _ in module.parameters(recurse=False)):
+            module.register_forward_pre_hook(cast, with_kwargs=True)
     return copy_
 
 

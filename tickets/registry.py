@@ -121,14 +121,20 @@ def scorer_needs(name: str) -> ScorerNeeds:
     return needs
 
 
-# Controls trained beside every ticket (tickets.controls): a Control subclass each.
+# Controls trained beside every ticket (tickets.controls): a Control subclass each. The built-ins'
+# meta is their Control.needs_units, so that configs are checked without importing torch.
 controls = Registry("control", entry_point_group="tickets.controls")
-controls.register("reinit", "tickets.controls:Reinit")
-controls.register("random_mask", "tickets.controls:RandomMask")
-controls.register("shuffled_mask", "tickets.controls:ShuffledMask")
-controls.register("random_mask_uniform", "tickets.controls:UniformRandomMask")
-controls.register("random_mask_erk", "tickets.controls:ERKRandomMask")
-controls.register("random_units", "tickets.controls:RandomUnits")
+controls.register("reinit", "tickets.controls:Reinit", meta=False)
+controls.register("random_mask", "tickets.controls:RandomMask", meta=False)
+controls.register("shuffled_mask", "tickets.controls:ShuffledMask", meta=False)
+controls.register("random_mask_uniform", "tickets.controls:UniformRandomMask", meta=False)
+controls.register("random_mask_erk", "tickets.controls:ERKRandomMask", meta=False)
+controls.register("random_units", "tickets.controls:RandomUnits", meta=True)
+
+
+def control_needs_units(name: str) -> bool:
+    """Whether control ``name`` draws over a structured run's units (``Control.needs_units``)."""
+    return bool(controls.meta(name, "needs_units", False))
 
 
 def control(name: str):

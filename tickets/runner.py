@@ -89,10 +89,6 @@ class Runner(abc.ABC):
         self.analyses: list[tuple[str, str]] = []
         self.units = None  # a structured run's unit groups (IMP with pruning.structure: units)
         self.check(template)
-        needing = [c for c in self.config.controls if registry.control(c).needs_units]
-        if needing and self.units is None:
-            raise ConfigError(f"controls: {needing[0]} draws whole units at random, so it needs a structured ticket "
-                              f"(pruning.structure: units, IMP); this {self.method} run prunes single weights")
 
     # ---- what a strategy provides -----------------------------------------------------------
     def check(self, template: nn.Module) -> None:

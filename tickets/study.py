@@ -75,6 +75,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from . import registry
 from .config import Experiment, TransferConfig, load_experiment
 from .errors import ConfigError
 from .study_config import Item, MatrixConfig, StudyItem, entry_error, expand, override_strings, read_study
@@ -300,7 +301,9 @@ def _transfer_entry(study: str, s: _Loaded, t: _Loaded, seed: int, matrix: Matri
     target = t.at(seed).config
     transfer = TransferConfig(source=str(run_path(source, out)), levels=list(matrix.levels),
                               adapt=list(matrix.adapt), head_policy=matrix.head_policy, weights=matrix.weights)
-    controls = list(matrix.controls) if matrix.controls is not None else list(target.controls)
+    # a target keeps its own controls, except those drawn over structured units, which a transfer has not
+    controls = (list(matrix.controls) if matrix.controls is not None
+                else [c for c in target.controls if not registry.control_needs_units(c)])
     try:
         config = dataclasses.replace(target, name=f"{study}-{s.item.label}-to-{t.item.label}", transfer=transfer,
                                      controls=controls)
