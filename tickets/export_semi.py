@@ -22,8 +22,10 @@ from torch import nn
 
 from .errors import ArtifactError, ConfigError
 from .masks import Mask
+from .nm_pattern import Pattern
+from .nm_select import grouped
 
-PATTERN = "2:4"
+PATTERN = Pattern(2, 4)
 DTYPE = torch.float16
 TOLERANCE = 1e-2
 MIN_ROWS, MIN_COLS = 32, 64
@@ -48,11 +50,11 @@ def check_fits(found: dict[str, Any], model: nn.Module, mask: Mask) -> None:
 
 
 def check_pattern(name: str, kept: torch.Tensor, pattern: str | None = None) -> None:
-    rows, cols = kept.shape
-    if cols % 4:
-        raise ConfigError(f"--to semi-structured: {name} has {cols} inputs, not groups of 4")
-    worst = int((kept != 0).reshape(rows, cols // 4, 4).sum(-1).max())
-    if worst > 2:
+    cols = kept.shape[1]
+    if cols % PATTERN.m:
+        raise ConfigError(f"--to semi-structured: {name} has {cols} inputs, not groups of {PATTERN.m}")
+    worst = int(grouped(kept != 0, 1, PATTERN.m).sum(-1).max())
+    if worst > PATTERN.n:
         what = f"pattern {pattern}" if pattern else "unstructured"
         raise ConfigError(f"--to semi-structured: the sparse tensor cores take 2:4 tickets (pruning.pattern: "
                           f"'{PATTERN}': at most 2 of every 4 consecutive inputs); this ticket is {what}, and "
