@@ -23,6 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from bench_stats import median_interval
 from domains.vision.models import build
 from tickets import Mask, MaskEnforcer
 from tickets.selection import default_prunable
@@ -95,6 +96,10 @@ def main() -> None:
         print(f"{name:<22} {1 / wall[name]:>8.3f} {1000 * wall[name]:>9.1f} {spread:>13} {1000 * cpu[name]:>12.1f}")
     m = "masked (MaskEnforcer)"
     print(f"masked/dense steps/s: {wall['dense'] / wall[m]:.3f} by wall clock, {cpu['dense'] / cpu[m]:.3f} by CPU time")
+    ratios = [x[0] / y[0] for x, y in zip(times[m], times["dense"])]  # time per step, each pair side by side
+    low, high = median_interval(ratios)
+    print(f"masked/dense time per step, per round: median {statistics.median(ratios):.3f}x "
+          f"(95% interval {low:.3f}-{high:.3f}x)")
     print(f"MaskEnforcer.apply() alone: {apply_ms:.3f} ms per step "
           f"({100 * apply_ms / (1000 * wall['dense']):.2f}% of a dense step)")
 

@@ -12,6 +12,7 @@ ended with bit-identical weights.
     python scripts/bench_stage.py                       # the main job's stage, 1 thread
     python scripts/bench_stage.py --threads 2 --rounds 5 --steps 500
     python scripts/bench_stage.py --config configs/vision/conv2_mnist_subset.yaml --density 0.2
+    python scripts/bench_stage.py --set domain.optimizer.implementation=fused
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_stats import median_interval  # noqa: E402
 from domains.supervised import StepBatchSampler  # noqa: E402
 from tickets.config import load_experiment  # noqa: E402
 from tickets.enforce import MaskEnforcer  # noqa: E402
@@ -121,9 +123,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--density", type=float, default=1.0, help="1.0: the dense stage; below: a ticket's")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides, as after `tickets run CONFIG`")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    exp = load_experiment(args.config)
+    exp = load_experiment(args.config, args.set)
     domain, seed = exp.make_domain(), exp.config.seed
     init = domain.build_model(seed=seed).state_dict()
     mask = build_mask(domain.prunable(domain.build_model(seed=seed)), args.density)
@@ -146,14 +150,16 @@ def main() -> None:
     same = all(torch.equal(finals["stage"][k], finals["bare"][k]) for k in finals["bare"])
     s, b = statistics.median(times["stage"]), statistics.median(times["bare"])
     print(f"{exp.config.name}: {args.steps} steps x {args.rounds} rounds, batch {domain.config.batch_size}, "
-          f"{domain.config.optimizer.name}, density {args.density:g}, validation every {args.eval_every}, "
+          f"{domain.config.optimizer.name} ({domain.config.optimizer.implementation}), density {args.density:g}, "
+          f"validation every {args.eval_every}, "
           f"{args.threads} thread(s)")
     print(f"{'loop':<8}{'ms/step':>9}{'min..max':>16}")
     for name, ts in times.items():
         print(f"{name:<8}{statistics.median(ts):>9.3f}{min(ts):>8.3f}..{max(ts):<7.3f}")
-    paired = statistics.median(x / y for x, y in zip(times["stage"], times["bare"]))  # drift cancels in a pair
-    print(f"stage/bare: {s / b:.3f}x (median of the per-round ratios {paired:.3f}x)   "
-          f"final weights bit-identical: {'yes' if same else 'NO'}")
+    ratios = [x / y for x, y in zip(times["stage"], times["bare"])]  # drift cancels in a pair
+    low, high = median_interval(ratios)
+    print(f"stage/bare: {s / b:.3f}x (median of the per-round ratios {statistics.median(ratios):.3f}x, "
+          f"95% interval {low:.3f}-{high:.3f}x)   final weights bit-identical: {'yes' if same else 'NO'}")
     print("\nper call, microseconds (what the stage adds around the bare work):")
     for name, us in parts(domain, fresh()).items():
         print(f"  {name:<42}{us:>9.1f}")

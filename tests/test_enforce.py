@@ -85,3 +85,21 @@ def test_enforcer_rejects_wrong_shapes(tiny_mlp):
     bad = Mask({"layers.0.weight": torch.ones(3, 3, dtype=torch.bool)})
     with pytest.raises(ValueError, match="layers.0.weight"):
         MaskEnforcer(params, bad)
+
+
+def test_masks_follow_a_model_moved_after_the_enforcer_was_built(tiny_mlp):
+    # accelerate and .to() move a model after the stage has built its enforcer: the masks follow
+    params = default_prunable(tiny_mlp)
+    mask = half_mask(params)
+    with MaskEnforcer(params, mask) as enforcer:
+        tiny_mlp.double()  # every parameter's data replaced by a float64 tensor
+        opt = torch.optim.Adam(tiny_mlp.parameters(), lr=0.01)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x, y = torch.randn(16, 12, generator=g, dtype=torch.float64), torch.randint(0, 3, (16,), generator=g)
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(tiny_mlp(x), y).backward()
+            opt.step()
+            for n, p in params.items():
+                assert p.dtype == torch.float64 and torch.all(p.detach()[~mask[n]] == 0.0)
+        assert all(f.dtype == torch.float64 for f in enforcer._factors)

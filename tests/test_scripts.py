@@ -64,6 +64,9 @@ def test_compare_finders_masks_only(tmp_path):
 def test_benchmarks_run(tmp_path):
     out = run(ROOT / "scripts/bench_masking.py", "--steps", "3", "--rounds", "2")
     assert "tickets MaskEnforcer" in out and "MaskEnforcer / multiply by hand per round" in out
+    assert "95% interval" in out and "the multiply inside the loop" in out
+    out = run(ROOT / "scripts/bench_resnet20.py", "--steps", "1", "--rounds", "2", "--batch", "2", "--threads", "1")
+    assert "masked/dense time per step, per round" in out
 
 
 def test_bench_export_times_dense_against_its_exports_and_counts_what_is_kept(tmp_path):
@@ -88,10 +91,10 @@ def test_bench_export_times_dense_against_its_exports_and_counts_what_is_kept(tm
 def test_bench_stage_times_the_stage_beside_a_bare_loop_with_identical_weights(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(vision_config()))
-    for density in ("1.0", "0.3"):  # the dense stage, and a ticket's (the mask hook on both sides)
+    for density, implementation in (("1.0", "default"), ("0.3", "fused")):  # a ticket's: the mask hook on both sides
         out = run(ROOT / "scripts/bench_stage.py", "--config", cfg, "--steps", "12", "--rounds", "2",
-                  "--eval-every", "5", "--density", density)
-        assert "final weights bit-identical: yes" in out
+                  "--eval-every", "5", "--density", density, "--set", f"domain.optimizer.implementation={implementation}")
+        assert "final weights bit-identical: yes" in out and f"adam ({implementation})" in out
         assert "stage/bare:" in out and "torch.manual_seed" in out
 
 

@@ -91,3 +91,24 @@ def test_max_grad_norm_clips_the_global_gradient_norm():
     assert changes[None] > 0.1
     with pytest.raises(ConfigError, match="max_grad_norm: must be positive"):
         domain(max_grad_norm=0.0)
+
+
+def test_backward_goes_through_accelerate_only_where_accelerate_does_something():
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from domains.supervised import _backward_for, accelerator_for
+
+    plain = accelerator_for(domain().config)  # one CPU process, fp32: accelerate would only call loss.backward()
+    assert _backward_for(plain) is torch.Tensor.backward
+
+    def stub(**kw):
+        settings = dict(scaler=None, gradient_accumulation_steps=1, distributed_type=DistributedType.NO,
+                        backward="accelerate's")
+        return SimpleNamespace(**{**settings, **kw})
+
+    assert _backward_for(stub(distributed_type=DistributedType.MULTI_GPU)) is torch.Tensor.backward  # DDP: hooks in the graph
+    for kw in [dict(scaler=object()), dict(gradient_accumulation_steps=2),
+               dict(distributed_type=DistributedType.DEEPSPEED), dict(distributed_type=DistributedType.MEGATRON_LM)]:
+        assert _backward_for(stub(**kw)) == "accelerate's", kw

@@ -42,22 +42,36 @@ class MaskEnforcer:
         self._active = [i for i, m in enumerate(self._bool_masks) if not bool(m.all())]
         self._float_masks = [m.to(device=p.device, dtype=p.dtype) for m, p in zip(self._bool_masks, self.params)]
         self._ids = {id(self.params[i]) for i in self._active}
+        # what apply() multiplies, built once: a step costs the multiply and little else
+        self._targets = [self.params[i] for i in self._active]
+        self._factors = [self._float_masks[i] for i in self._active]
+        self._placed = self._placement()
         self._seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._handles: list = []
         self.mask_grads = mask_grads
         self.apply()
 
-    @torch.no_grad()
     def apply(self) -> None:
         """Zero every pruned weight now."""
-        if not self._active:
+        if not self._targets:
             return
-        masks = self._float_masks
+        if self._placement() != self._placed:  # the model moved (to a GPU, to bf16): masks follow
+            self._place_masks()
+        with torch.no_grad():
+            torch._foreach_mul_(self._targets, self._factors)
+
+    def _placement(self) -> tuple:
+        # a model moves as a whole, so its first masked parameter tells where it is; a part moved
+        # alone makes the multiply fail (another device), or costs a cast (another dtype, still exact)
+        p = self._targets[0] if self._targets else None
+        return (p.device, p.dtype) if p is not None else ()
+
+    def _place_masks(self) -> None:
         for i in self._active:
             p = self.params[i]
-            if masks[i].device != p.device or masks[i].dtype != p.dtype:
-                masks[i] = self._bool_masks[i].to(device=p.device, dtype=p.dtype)
-        torch._foreach_mul_([self.params[i].data for i in self._active], [masks[i] for i in self._active])
+            self._float_masks[i] = self._bool_masks[i].to(device=p.device, dtype=p.dtype)
+        self._factors = [self._float_masks[i] for i in self._active]
+        self._placed = self._placement()
 
     def attach(self) -> MaskEnforcer:
         if not self._handles and self._active:
