@@ -98,6 +98,17 @@ def test_bench_stage_times_the_stage_beside_a_bare_loop_with_identical_weights(t
         assert "stage/bare:" in out and "torch.manual_seed" in out
 
 
+def test_bench_optimizers_times_each_implementation_and_checks_which_give_the_same_weights(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(vision_config()))
+    out = run(ROOT / "scripts/bench_optimizers.py", "--config", cfg, "--steps", "8", "--rounds", "1",
+              "--eval-every", "4", "--density", "0.5")
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert set(rows) == {"default", "for_loop", "foreach", "fused"}
+    assert all(rows[k].endswith("bit for bit") for k in ("default", "for_loop", "foreach"))
+    assert rows["fused"].endswith("no (rounds differently)")
+
+
 def test_transfer_matrix_fills_every_cell_from_the_right_run(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(vision_config(name="m", **{"train.steps": 10, "train.eval_every": 5})))
