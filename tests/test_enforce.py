@@ -103,3 +103,26 @@ def test_masks_follow_a_model_moved_after_the_enforcer_was_built(tiny_mlp):
             for n, p in params.items():
                 assert p.dtype == torch.float64 and torch.all(p.detach()[~mask[n]] == 0.0)
         assert all(f.dtype == torch.float64 for f in enforcer._factors)
+
+
+def test_a_graph_built_before_another_optimizers_step_still_backpropagates():
+    # SAC: the actor's loss graph is built, the critic's optimizer steps (the enforcer re-zeroes
+    # every masked weight, the actor's too), then the actor's loss is backpropagated
+    from conftest import TinyMLP
+
+    torch.manual_seed(0)
+    policy = torch.nn.ModuleDict({"actor": TinyMLP(), "critic": TinyMLP()})
+    params = default_prunable(policy)
+    mask = half_mask(params)
+    actor_opt = torch.optim.Adam(policy["actor"].parameters(), lr=0.01)
+    critic_opt = torch.optim.Adam(policy["critic"].parameters(), lr=0.01)
+    x = torch.randn(16, 12)
+    with MaskEnforcer(params, mask):
+        actor_loss = policy["actor"](x).pow(2).mean()  # saves the actor's weights for its backward
+        critic_opt.zero_grad()
+        policy["critic"](x).pow(2).mean().backward()
+        critic_opt.step()  # the hook multiplies every masked weight, the actor's included
+        actor_opt.zero_grad()
+        actor_loss.backward()  # "modified by an inplace operation" if the multiply bumped their version
+        actor_opt.step()
+    assert all(torch.all(p.detach()[~mask[n]] == 0.0) for n, p in params.items())

@@ -88,6 +88,8 @@ def test_fused_is_another_run_and_default_is_the_same_run():
 def test_an_unknown_implementation_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match=r"optimizer\.implementation: 'fast' is not one of"):
         load_experiment(vision_config(), ["domain.optimizer.implementation=fast"])
+    with pytest.raises(ConfigError, match="implementation: 'fast' is not one of"):  # built in code, too
+        OptimizerConfig(implementation="fast")
 
 
 def test_sb3_policies_get_the_implementation():

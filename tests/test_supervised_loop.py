@@ -102,6 +102,14 @@ def test_backward_goes_through_accelerate_only_where_accelerate_does_something()
 
     plain = accelerator_for(domain().config)  # one CPU process, fp32: accelerate would only call loss.backward()
     assert _backward_for(plain) is torch.Tensor.backward
+    grads = []
+    for backward in (plain.backward, torch.Tensor.backward):  # the same gradients, bit for bit
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+        x, y = torch.randn(32, 12, generator=torch.Generator().manual_seed(1)), torch.arange(32) % 3
+        backward(torch.nn.functional.cross_entropy(model(x), y))
+        grads.append([p.grad for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
 
     def stub(**kw):
         settings = dict(scaler=None, gradient_accumulation_steps=1, distributed_type=DistributedType.NO,

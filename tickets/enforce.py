@@ -45,7 +45,7 @@ class MaskEnforcer:
         # what apply() multiplies, built once: a step costs the multiply and little else
         self._targets = [self.params[i] for i in self._active]
         self._factors = [self._float_masks[i] for i in self._active]
-        self._placed = self._placement()
+        self._placed = [(f.device, f.dtype) for f in self._factors]
         self._seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._handles: list = []
         self.mask_grads = mask_grads
@@ -55,23 +55,18 @@ class MaskEnforcer:
         """Zero every pruned weight now."""
         if not self._targets:
             return
-        if self._placement() != self._placed:  # the model moved (to a GPU, to bf16): masks follow
-            self._place_masks()
-        with torch.no_grad():
-            torch._foreach_mul_(self._targets, self._factors)
+        # the parameters' .data: an in-place op on a Parameter itself would bump its autograd
+        # version and break a graph built before another optimizer's step (SAC's actor loss)
+        data = [p.data for p in self._targets]
+        if [(d.device, d.dtype) for d in data] != self._placed:  # the model moved (a GPU, bf16)
+            self._place_masks(data)
+        torch._foreach_mul_(data, self._factors)
 
-    def _placement(self) -> tuple:
-        # a model moves as a whole, so its first masked parameter tells where it is; a part moved
-        # alone makes the multiply fail (another device), or costs a cast (another dtype, still exact)
-        p = self._targets[0] if self._targets else None
-        return (p.device, p.dtype) if p is not None else ()
-
-    def _place_masks(self) -> None:
-        for i in self._active:
-            p = self.params[i]
-            self._float_masks[i] = self._bool_masks[i].to(device=p.device, dtype=p.dtype)
+    def _place_masks(self, data: list[torch.Tensor]) -> None:
+        for i, d in zip(self._active, data):
+            self._float_masks[i] = self._bool_masks[i].to(device=d.device, dtype=d.dtype)
         self._factors = [self._float_masks[i] for i in self._active]
-        self._placed = self._placement()
+        self._placed = [(d.device, d.dtype) for d in data]
 
     def attach(self) -> MaskEnforcer:
         if not self._handles and self._active:
