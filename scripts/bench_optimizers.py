@@ -74,7 +74,8 @@ def main() -> None:
         low, high = median_interval(ratios)
         versus = f"{statistics.median(ratios):.3f}x ({low:.3f}-{high:.3f}x)"
         same = all(torch.equal(finals[impl][k], finals["default"][k]) for k in finals["default"])
-        print(f"{impl:<15}{statistics.median(ts):>9.3f}   {versus:<28}{'bit for bit' if same else 'no (rounds differently)'}")
+        verdict = "bit for bit" if same else "no (rounds differently)"
+        print(f"{impl:<15}{statistics.median(ts):>9.3f}   {versus:<28}{verdict}")
 
 
 if __name__ == "__main__":
