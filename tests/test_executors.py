@@ -201,8 +201,10 @@ def _workers_of(pid: int) -> list[int]:
             if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
 
 
-@pytest.mark.parametrize("kill", ["driver and workers",
-                                  pytest.param("one worker", marks=pytest.mark.slow)])  # ~25 s each
+# ~25 s each, so both slow: a killed pool's resume is also covered by the default suite's
+# test_study_run.py::test_a_killed_study_resumes_and_two_study_processes_train_each_remaining_stage_once
+@pytest.mark.parametrize("kill", [pytest.param("driver and workers", marks=pytest.mark.slow),
+                                  pytest.param("one worker", marks=pytest.mark.slow)])
 def test_a_pool_killed_mid_way_resumes_to_the_same_table(tmp_path, kill):
     import signal
 
