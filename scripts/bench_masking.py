@@ -29,6 +29,7 @@ from bench_stats import median_interval
 from domains.vision.models import LeNet300100
 from tickets import MaskEnforcer, Mask
 from tickets.optim import OptimizerConfig
+from tickets.optim_config import IMPLEMENTATIONS
 from tickets.selection import default_prunable
 
 
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--density", type=float, default=0.2)
-    parser.add_argument("--implementation", default="default", choices=["default", "for_loop", "foreach", "fused"],
+    parser.add_argument("--implementation", default="default", choices=IMPLEMENTATIONS,
                         help="the optimizer's (optimizer.implementation)")
     parser.add_argument("--flush-denormal", action="store_true",
                         help="flush subnormal floats to zero (torch.set_flush_denormal) for the whole run")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -24,12 +23,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_stage import build_mask  # noqa: E402
+from bench_stage import build_mask, stage  # noqa: E402
 from bench_stats import median_interval  # noqa: E402
 from tickets.config import load_experiment  # noqa: E402
-from tickets.enforce import MaskEnforcer  # noqa: E402
-
-IMPLEMENTATIONS = ("default", "for_loop", "foreach", "fused")
+from tickets.optim_config import IMPLEMENTATIONS  # noqa: E402
 
 
 def main() -> None:
@@ -42,29 +39,27 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=1.0, help="1.0: the dense stage; below: a ticket's")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    domains = {impl: load_experiment(args.config, [f"domain.optimizer.implementation={impl}"]).make_domain()
-               for impl in IMPLEMENTATIONS}
-    first = domains["default"]
-    seed = load_experiment(args.config).config.seed
+    experiments = {impl: load_experiment(args.config, [f"domain.optimizer.implementation={impl}"])
+                   for impl in IMPLEMENTATIONS}
+    domains = {impl: exp.make_domain() for impl, exp in experiments.items()}
+    first, seed = domains["default"], experiments["default"].config.seed
     init = first.build_model(seed=seed).state_dict()
     mask = build_mask(first.prunable(first.build_model(seed=seed)), args.density)
 
-    def stage(impl: str, steps: int) -> tuple[float, dict[str, torch.Tensor]]:
-        domain = domains[impl]
-        model = domain.build_model(seed=seed)
+    def timed(impl: str, steps: int) -> tuple[float, dict[str, torch.Tensor]]:
+        """ms/step of bench_stage's stage with ``impl`` from the shared weights, and its final weights."""
+        model = domains[impl].build_model(seed=seed)
         model.load_state_dict(init)
-        t0 = time.perf_counter()
-        with MaskEnforcer(domain.prunable(model), mask):
-            domain.train(model, steps=steps, start_step=0, seed=seed, eval_every=args.eval_every)
-        return (time.perf_counter() - t0) / steps * 1e3, model.state_dict()
+        seconds = stage(domains[impl], model, mask, steps=steps, seed=seed, eval_every=args.eval_every)
+        return seconds / steps * 1e3, model.state_dict()
 
     for impl in IMPLEMENTATIONS:  # untimed: first-call costs
-        stage(impl, min(args.steps, 50))
+        timed(impl, min(args.steps, 50))
     times: dict[str, list[float]] = {impl: [] for impl in IMPLEMENTATIONS}
     finals: dict[str, dict[str, torch.Tensor]] = {}
     for r in range(args.rounds):
         for impl in IMPLEMENTATIONS if r % 2 == 0 else tuple(reversed(IMPLEMENTATIONS)):
-            ms, finals[impl] = stage(impl, args.steps)
+            ms, finals[impl] = timed(impl, args.steps)
             times[impl].append(ms)
     print(f"{first.config.optimizer.name}, {args.config}: {args.steps} steps x {args.rounds} rounds, "
           f"density {args.density:g}, {args.threads} thread(s)")

@@ -37,15 +37,13 @@ class MaskEnforcer:
             if tuple(p.shape) != tuple(mask[name].shape):
                 raise ValueError(f"mask for {name!r} has shape {tuple(mask[name].shape)}, "
                                  f"parameter has {tuple(p.shape)}")
-        self._bool_masks = [mask[n] for n in self.names]
         # all-ones masks (the dense stage, layers left dense) change nothing: no multiply, no hook
-        self._active = [i for i, m in enumerate(self._bool_masks) if not bool(m.all())]
-        self._float_masks = [m.to(device=p.device, dtype=p.dtype) for m, p in zip(self._bool_masks, self.params)]
-        self._ids = {id(self.params[i]) for i in self._active}
-        # what apply() multiplies, built once: a step costs the multiply and little else
-        self._targets = [self.params[i] for i in self._active]
-        self._factors = [self._float_masks[i] for i in self._active]
-        self._placed = [(f.device, f.dtype) for f in self._factors]
+        active = [i for i, n in enumerate(self.names) if not bool(mask[n].all())]
+        self._targets = [self.params[i] for i in active]
+        self._ids = {id(p) for p in self._targets}
+        self._bool_masks = [mask[self.names[i]] for i in active]
+        # float copies on the parameters' device and dtype, made again when the model moves
+        self._place_masks([p.data for p in self._targets])
         self._seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._handles: list = []
         self.mask_grads = mask_grads
@@ -63,17 +61,15 @@ class MaskEnforcer:
         torch._foreach_mul_(data, self._factors)
 
     def _place_masks(self, data: list[torch.Tensor]) -> None:
-        for i, d in zip(self._active, data):
-            self._float_masks[i] = self._bool_masks[i].to(device=d.device, dtype=d.dtype)
-        self._factors = [self._float_masks[i] for i in self._active]
+        self._factors = [m.to(device=d.device, dtype=d.dtype) for m, d in zip(self._bool_masks, data)]
         self._placed = [(d.device, d.dtype) for d in data]
 
     def attach(self) -> MaskEnforcer:
-        if not self._handles and self._active:
+        if not self._handles and self._targets:
             self._handles.append(register_optimizer_step_post_hook(self._after_step))
             if self.mask_grads:
-                for i in self._active:
-                    self._handles.append(self.params[i].register_hook(self._grad_hook(i)))
+                for k, p in enumerate(self._targets):
+                    self._handles.append(p.register_hook(self._grad_hook(k)))
         return self
 
     def detach(self) -> None:
@@ -87,11 +83,11 @@ class MaskEnforcer:
     def __exit__(self, *exc) -> None:
         self.detach()
 
-    def _grad_hook(self, i: int):
+    def _grad_hook(self, k: int):
         def hook(grad: torch.Tensor) -> torch.Tensor:
-            m = self._float_masks[i]
+            m = self._factors[k]
             if m.device != grad.device or m.dtype != grad.dtype:
-                m = self._bool_masks[i].to(device=grad.device, dtype=grad.dtype)
+                m = self._bool_masks[k].to(device=grad.device, dtype=grad.dtype)
             return grad * m
         return hook
 
